@@ -1,0 +1,88 @@
+"""The evaluator: runs one trial of the objective and turns any failure into a status.
+
+Objectives marked `inline` (pure, millisecond functions) run in-process; every other objective
+runs in its own subprocess (`python -m bilevel.agents.evaluator`), so a crash, an OOM or a hang
+costs that trial only. Timeouts kill the subprocess's whole process group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+from typing import Any
+
+from bilevel.objectives import EvalResult, Objective, make_objective
+
+RESULT_PREFIX = "BILEVEL_RESULT "
+
+
+def eval_seed(run_seed: int, trial: int) -> int:
+    return run_seed * 1_000_003 + trial
+
+
+async def evaluate(
+    objective: Objective,
+    config: dict[str, Any],
+    objective_options: dict[str, Any],
+    seed: int,
+    timeout_s: float | None = None,
+) -> EvalResult:
+    if objective.inline:
+        try:
+            return await objective.evaluate(config, seed)
+        except Exception as exc:  # an objective bug is that trial's crash, not the run's
+            return EvalResult(metric=None, status="crash", log_tail=f"{type(exc).__name__}: {exc}")
+    return await evaluate_in_subprocess(objective.name, objective_options, config, seed, timeout_s)
+
+
+async def evaluate_in_subprocess(
+    name: str, options: dict[str, Any], config: dict[str, Any], seed: int, timeout_s: float | None
+) -> EvalResult:
+    request = json.dumps({"name": name, "options": options, "config": config, "seed": seed})
+    start = time.perf_counter()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bilevel.agents.evaluator",
+        request,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), timeout_s)
+    except (TimeoutError, asyncio.CancelledError):
+        os.killpg(proc.pid, signal.SIGKILL)
+        await proc.wait()
+        if asyncio.current_task() is not None and asyncio.current_task().cancelling():
+            raise
+        return EvalResult(
+            metric=None,
+            status="timeout",
+            seconds=time.perf_counter() - start,
+            log_tail=f"killed after {timeout_s}s",
+        )
+    text = out.decode(errors="replace")
+    for line in reversed(text.splitlines()):
+        if line.startswith(RESULT_PREFIX):
+            return EvalResult.model_validate_json(line[len(RESULT_PREFIX) :])
+    tail = "\n".join(text.splitlines()[-20:])
+    status = "oom" if "MemoryError" in text or proc.returncode == -signal.SIGKILL else "crash"
+    return EvalResult(
+        metric=None, status=status, seconds=time.perf_counter() - start, log_tail=tail
+    )
+
+
+def main() -> None:
+    request = json.loads(sys.argv[1])
+    objective = make_objective(request["name"], **request["options"])
+    result = asyncio.run(objective.evaluate(request["config"], request["seed"]))
+    print(RESULT_PREFIX + result.model_dump_json(), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,174 @@
+"""The offline meta-researchers (no LLM): the `library` mechanism writer and the params adjuster.
+
+`library` picks a mechanism from agents/mechanisms/ by the assessment's symptoms and by what paid
+in earlier cycles (UCB over mechanism names), and parameterises it by rewriting its top-level
+constants. Its output is source text that goes through the same validation and sandbox as LLM code.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import math
+import random
+import re
+from importlib import resources
+from typing import Any
+
+from bilevel.config import MAX_FROZEN, MIN_ACTIVE, InnerParams
+
+LABEL = "library (offline meta-researcher: picks and parameterises built-in mechanisms)"
+SKIP = {"__init__", "default"}
+EXPLORATION = 1.0  # UCB bonus over mechanism names
+# Symptom -> mechanisms that address it, with a bonus for the pick.
+SYMPTOMS: dict[str, tuple[str, ...]] = {
+    "fixation": ("diversity", "ucb_bandit", "orthogonal"),
+    "repeats": ("tabu", "diversity"),
+    "stuck": ("annealing", "orthogonal", "ucb_bandit"),
+    "progress": ("surrogate", "ucb_bandit"),
+}
+SYMPTOM_BONUS = 0.5
+FLAT = 1e-3  # a parameter moving the metric by less than this (relative) is a flat knob
+
+
+def library() -> dict[str, str]:
+    """{name: source} of the built-in mechanisms (the default, which defines no hooks, excluded)."""
+    folder = resources.files("bilevel.agents.mechanisms")
+    out = {}
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        stem = entry.name.removesuffix(".py")
+        if entry.name.endswith(".py") and stem not in SKIP:
+            out[stem] = entry.read_text()
+    return out
+
+
+def default_source() -> str:
+    return (resources.files("bilevel.agents.mechanisms") / "default.py").read_text()
+
+
+def constants(source: str) -> dict[str, Any]:
+    """Top-level `NAME = literal` constants of a mechanism, in order."""
+    out: dict[str, Any] = {}
+    for node in ast.parse(source).body:
+        if (
+            isinstance(node, ast.Assign)
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name)
+            and node.targets[0].id.isupper()
+        ):
+            try:
+                out[node.targets[0].id] = ast.literal_eval(node.value)
+            except ValueError:
+                continue
+    return out
+
+
+def set_constants(source: str, values: dict[str, Any]) -> str:
+    for name, value in values.items():
+        source = re.sub(rf"^{name}\s*=.*$", f"{name} = {value!r}", source, count=1, flags=re.M)
+    return source
+
+
+def diff(old: str, new: str, old_name: str, new_name: str) -> str:
+    return "".join(
+        difflib.unified_diff(old.splitlines(True), new.splitlines(True), old_name, new_name)
+    )
+
+
+def symptoms(assessment: dict[str, Any]) -> list[str]:
+    out = []
+    if assessment.get("fixation", 0) > 0.5 or assessment.get("untouched"):
+        out.append("fixation")
+    if assessment.get("repeat_rate", 0) > 0.2:
+        out.append("repeats")
+    if assessment.get("accepted", 0) == 0:
+        out.append("stuck")
+    elif assessment.get("improvement", 0) > 0:
+        out.append("progress")
+    return out
+
+
+def perturb(values: dict[str, Any], rng: random.Random) -> dict[str, Any]:
+    """Halve or double one numeric constant (ints stay ints, at least 1)."""
+    numeric = [
+        k for k, v in values.items() if isinstance(v, int | float) and not isinstance(v, bool)
+    ]
+    if not numeric:
+        return values
+    name = rng.choice(numeric)
+    factor = rng.choice((0.5, 2.0))
+    value = values[name]
+    new = max(1, round(value * factor)) if isinstance(value, int) else round(value * factor, 6)
+    return {**values, name: new}
+
+
+def choose_mechanism(
+    assessment: dict[str, Any], memory: dict[str, Any], current: str, seed: str
+) -> tuple[str, dict[str, Any], str] | None:
+    """(name, constants, source) of the next mechanism to try, or None to keep the current one.
+
+    memory: {"stats": {name: {"n": int, "reward": float, "best": {constants}}}, "pulls": int}
+    """
+    rng = random.Random(seed)
+    lib = library()
+    stats = memory.setdefault("stats", {})
+    total = sum(s["n"] for s in stats.values()) + 1
+    bonus_for = {m for s in symptoms(assessment) for m in SYMPTOMS[s]}
+    scores = {}
+    for name in lib:
+        s = stats.get(name)
+        ucb = (
+            s["reward"] / s["n"] + EXPLORATION * math.sqrt(math.log(total) / s["n"])
+            if s
+            else 1.0 + EXPLORATION
+        )  # untried mechanisms first
+        scores[name] = ucb + (SYMPTOM_BONUS if name in bonus_for else 0.0) + rng.random() * 1e-3
+    name = max(scores, key=scores.__getitem__)
+    base = constants(lib[name])
+    known = stats.get(name, {}).get("best")
+    values = perturb(known, rng) if known else base
+    source = set_constants(lib[name], values)
+    if name == current and known == values:
+        return None
+    return name, values, source
+
+
+def credit(memory: dict[str, Any], name: str, values: dict[str, Any], reward: float) -> None:
+    """Record what a mechanism's probation cycle earned; remember its best constants."""
+    s = memory.setdefault("stats", {}).setdefault(
+        name, {"n": 0, "reward": 0.0, "best": None, "best_reward": None}
+    )
+    s["n"] += 1
+    s["reward"] += reward
+    if s["best_reward"] is None or reward > s["best_reward"]:
+        s["best"], s["best_reward"] = values, reward
+
+
+def adjust_params(
+    params: dict[str, Any], assessment: dict[str, Any], names: list[str]
+) -> dict[str, Any]:
+    """The `params` arm: freeze what did not pay, flatten preferences when fixated."""
+    p = InnerParams(**params)
+    # Freeze only flat knobs, whose changes made no measurable difference: a parameter whose
+    # changes moved the metric matters, and may just need to move together with another one
+    # (freezing it would block that for good).
+    flat = FLAT * abs(assessment.get("metric") or 1.0)
+    fruitless = [
+        n
+        for n, effect in assessment.get("sensitivity", {}).items()
+        if n not in p.frozen and effect <= flat and assessment.get("changed", {}).get(n, 0) >= 2
+    ]
+    room = min(MAX_FROZEN - len(p.frozen), len(names) - MIN_ACTIVE - len(p.frozen))
+    p.frozen = p.frozen + fruitless[: max(0, min(2, room))]
+    if assessment.get("accepted", 0) == 0 and len(p.frozen) >= 2:
+        p.frozen = p.frozen[2:]  # nothing paid: release the oldest frozen ones
+    if assessment.get("fixation", 0) > 0.5 or assessment.get("untouched"):
+        p.temperature = min(8.0, p.temperature * 2)
+        p.strategy = "explore: try parameters not changed recently: " + ", ".join(
+            assessment.get("untouched", [])[:4]
+        )
+    elif assessment.get("improvement", 0) > 0:
+        p.strategy = "exploit: refine the parameters that improved the metric"
+    if assessment.get("repeat_rate", 0) > 0.2:
+        p.candidates = min(3, p.candidates + 1)
+    return p.model_dump()

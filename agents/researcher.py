@@ -1,0 +1,113 @@
+"""The `prior` researcher: a seeded, deterministic stand-in for an LLM's priors (no LLM involved).
+
+It behaves like the paper's Level-1 researcher does in practice: a fixed preference order over
+parameters (the order the search space lists them, decaying geometrically, flattened by the
+temperature), canonical step sizes (x2, /2, +-1, the neighbouring choice), 1-3 changes per
+proposal, it keeps a direction that paid and reverses one that did not, and it never proposes an
+exact repeat of a config it has already tried.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from typing import Any
+
+from bilevel.objectives import SearchSpace
+
+LABEL = "prior (seeded heuristic researcher, no LLM)"
+DECAY = math.log(2.0)  # preference weight halves with each place down the list at temperature 1
+N_CHANGES = (1, 2, 3)
+N_CHANGES_WEIGHTS = (0.6, 0.3, 0.1)
+MAX_TRIES = 40
+
+
+def preference_weights(names: list[str], temperature: float) -> list[float]:
+    return [math.exp(-rank * DECAY / temperature) for rank in range(len(names))]
+
+
+def last_move(history: list[dict[str, Any]], name: str) -> tuple[int, bool] | None:
+    """Direction (+1/-1) of the last trial that changed name, and whether it was kept."""
+    for trial in reversed(history):
+        if name in trial["changes"] and trial.get("base") is not None:
+            old, new = trial["base"].get(name), trial["changes"][name]
+            if isinstance(old, int | float) and isinstance(new, int | float) and old != new:
+                return (1 if new > old else -1), bool(trial["accepted"])
+    return None
+
+
+def step(
+    space: SearchSpace, name: str, value: Any, history: list[dict[str, Any]], rng: random.Random
+) -> Any:
+    param = space[name]
+    options = param.neighbors(value)
+    if not options:
+        return value
+    if param.kind == "categorical":
+        i = (param.choices or []).index(value)
+        adjacent = [c for c in options if abs((param.choices or []).index(c) - i) == 1]
+        return rng.choice(adjacent or options)
+    if param.kind == "int" and abs(value) < 8:
+        options = [v for v in options if abs(v - value) == 1] or options  # small ints: +-1
+    elif param.kind == "int":
+        options = [v for v in options if v in (value // 2, value * 2)] or options
+    move = last_move(history, name)
+    if move is not None:
+        direction = move[0] if move[1] else -move[0]
+        preferred = [v for v in options if (v - value) * direction > 0]
+        if preferred and rng.random() < 0.8:
+            options = preferred
+    return rng.choice(options)
+
+
+def describe(changes: dict[str, Any], base: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {base[k]!r}->{v!r}" for k, v in changes.items())
+
+
+def propose(
+    space: SearchSpace,
+    incumbent: dict[str, Any],
+    history: list[dict[str, Any]],
+    frozen: list[str],
+    temperature: float,
+    n: int,
+    seed: str,
+) -> list[dict[str, Any]]:
+    """n candidates {changes, source, hypothesis}, none repeating a config already tried.
+
+    history: trials of this trace, each with config, changes, accepted and base (the incumbent
+    config it was proposed from).
+    """
+    rng = random.Random(seed)
+    names = [p for p in space.names if p not in frozen] or space.names
+    tried = {canonical(t["config"]) for t in history}
+    out: list[dict[str, Any]] = []
+    for attempt in range(MAX_TRIES * n):
+        if len(out) == n:
+            break
+        temp = temperature * (1 + attempt // MAX_TRIES)  # flatten when stuck on repeats
+        k = min(len(names), rng.choices(N_CHANGES, N_CHANGES_WEIGHTS)[0])
+        weights = preference_weights(names, temp)
+        chosen: list[str] = []
+        while len(chosen) < k:
+            name = rng.choices(names, weights)[0]
+            if name not in chosen:
+                chosen.append(name)
+        changes = {name: step(space, name, incumbent[name], history, rng) for name in chosen}
+        changes = {k: v for k, v in changes.items() if v != incumbent[k]}
+        config = {**incumbent, **changes}
+        if not changes or canonical(config) in tried:
+            continue
+        tried.add(canonical(config))
+        out.append(
+            {
+                "changes": changes,
+                "source": "prior",
+                "hypothesis": f"{describe(changes, incumbent)} should improve the metric",
+            }
+        )
+    return out
+
+
+def canonical(config: dict[str, Any]) -> str:
+    return repr(sorted(config.items()))

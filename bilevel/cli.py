@@ -1,0 +1,200 @@
+"""The `bilevel` command line: run, resume, show, objectives.
+
+User mistakes (an unknown objective, impossible numbers, another run's directory) exit with
+status 2 and one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from bilevel.config import ARMS, RunConfig, first_error
+from bilevel.graphs.outer import RunDirConflict
+from bilevel.objectives import UnknownObjective, registered
+from bilevel.progress import RunProgress
+from bilevel.report import NotARunDir, summarize
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Bilevel autoresearch: an outer loop that improves how the inner loop searches.",
+)
+err = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
+USER_ERRORS = (
+    ValidationError,
+    UnknownObjective,
+    RunDirConflict,
+    NotARunDir,
+    FileNotFoundError,
+    ValueError,
+)
+
+
+def fail(message: str) -> NoReturn:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    raise typer.Exit(2)
+
+
+def parse_options(pairs: list[str]) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            fail(f"--objective-opt {pair!r} must look like NAME=VALUE, e.g. noise=0.01")
+        key, raw = pair.split("=", 1)
+        try:
+            options[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            options[key] = raw
+    return options
+
+
+@app.command()
+def run(
+    objective: Annotated[
+        str, typer.Option(help="Objective name (see `bilevel objectives`).")
+    ] = "synthetic:trainsim",
+    arm: Annotated[str, typer.Option(help=f"One of: {', '.join(ARMS)}.")] = "full",
+    iterations: Annotated[int, typer.Option(help="Inner iterations in the whole run.")] = 120,
+    cycle: Annotated[int, typer.Option(help="Inner iterations per outer cycle.")] = 12,
+    seed: Annotated[int, typer.Option(help="Seed: same seed, same results.tsv.")] = 0,
+    slots: Annotated[int, typer.Option(help="Evaluations in parallel per iteration.")] = 1,
+    run_dir: Annotated[
+        Path | None, typer.Option(help="Run directory (default runs/<name>).")
+    ] = None,
+    mechanism: Annotated[
+        Path | None, typer.Option(help="Mechanism source file to install.")
+    ] = None,
+    objective_opt: Annotated[
+        list[str] | None,
+        typer.Option(help="Objective option NAME=VALUE (repeatable), e.g. noise=0.01."),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Run a bilevel search (no LLM or API key needed: the prior researcher and library meta)."""
+    if arm not in ARMS:
+        fail(f"unknown arm {arm!r}: choose one of {', '.join(ARMS)}")
+    if objective not in registered():
+        fail(f"unknown objective {objective!r}: choose one of {', '.join(sorted(registered()))}")
+    source = None
+    if mechanism is not None:
+        if not mechanism.is_file():
+            fail(f"mechanism file {mechanism} does not exist")
+        source = mechanism.read_text()
+    try:
+        config = RunConfig(
+            objective=objective,
+            arm=arm,
+            iterations=iterations,
+            cycle=cycle,
+            seed=seed,
+            slots=slots,
+            mechanism_source=source,
+            objective_options=parse_options(objective_opt or []),
+        )
+    except ValidationError as exc:
+        fail(first_error(exc, prefix="--"))
+    _execute(lambda progress: _arun(config, run_dir, progress), json_out)
+
+
+@app.command()
+def resume(
+    run_dir: Annotated[Path, typer.Argument(help="The run directory to continue.")],
+    json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Continue a run that was interrupted: no trial lost, none evaluated twice."""
+    from bilevel.runner import aresume
+
+    _execute(lambda progress: aresume(run_dir, progress=progress), json_out)
+
+
+async def _arun(config: RunConfig, run_dir: Path | None, progress: Any) -> dict[str, Any]:
+    from bilevel.runner import arun
+
+    return await arun(config, run_dir, progress=progress)
+
+
+def _execute(start: Any, json_out: bool) -> None:
+    display = RunProgress(err, enabled=not json_out)
+    try:
+        with display:
+            summary = asyncio.run(start(display.update))
+    except USER_ERRORS as exc:
+        fail(first_error(exc))
+    except KeyboardInterrupt:
+        err.print("interrupted: continue with `bilevel resume DIR`")
+        raise typer.Exit(130) from None
+    if json_out:
+        print(json.dumps(summary, indent=2))
+    else:
+        print_summary(summary)
+
+
+@app.command()
+def show(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Summarise a run from its ledger."""
+    try:
+        summary = summarize(run_dir)
+    except USER_ERRORS as exc:
+        fail(first_error(exc))
+    if json_out:
+        print(json.dumps(summary, indent=2))
+    else:
+        print_summary(summary)
+
+
+@app.command()
+def objectives() -> None:
+    """List registered objectives: name, metric, direction, parameter count."""
+    from bilevel.objectives import make_objective
+
+    for name in sorted(registered()):
+        obj = make_objective(name)
+        print(f"{name}\t{obj.metric}\t{obj.direction}\t{len(obj.space.params)} params")
+
+
+def print_summary(s: dict[str, Any]) -> None:
+    from bilevel.agents import meta_researcher, researcher
+
+    out.print(f"[bold]{s['run_dir']}[/bold]")
+    out.print(
+        f"objective {s['objective']}  arm {s['arm']}  seed {s['seed']}  "
+        f"trials {s['trials']}/{s['budget']}  cycles {s['cycles']}"
+    )
+    out.print(f"researcher: {researcher.LABEL}")
+    if s["arm"] in ("mechanism", "full", "params"):
+        out.print(f"meta-researcher: {meta_researcher.LABEL}")
+    out.print(
+        f"baseline {fmt(s['baseline_metric'])}  best {fmt(s['best_metric'])}  "
+        f"improvement {fmt(s['improvement'])}"
+    )
+    for m in s["mechanisms"]:
+        calls = ", ".join(f"{h}={n}" for h, n in sorted(m["hook_calls"].items())) or "no hook calls"
+        out.print(f"  mechanism {m['id']:<22} {m['status']:<10} {calls}")
+
+
+def fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.6f}"
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""The mechanism-slot contract: the one interface between the inner and the outer loop.
+
+A mechanism is a Python source module defining any subset of five hooks. Hooks take and
+return plain JSON data. A hook that is not defined, or whose call fails, uses the default
+below, which together reproduce the standard inner loop.
+
+| slot      | hook                       | returns                                       |
+|-----------|----------------------------|-----------------------------------------------|
+| tool      | propose(ctx)               | list of partial configs (dicts) to evaluate   |
+| tool      | advise(ctx)                | text appended to the researcher's prompt      |
+| selection | review(candidate, ctx)     | adjusted candidate, or None to veto it        |
+| selection | select(candidates, ctx)    | indices of candidates to evaluate now         |
+| selection | accept(trial, ctx)         | True to keep the trial as incumbent           |
+
+ctx keys: iteration, cycle, evaluations_left, slots (free evaluation slots), seed, direction
+("minimize" | "maximize"), space ({name: {type, default, low/high | choices}}), baseline and
+incumbent ({config, metric}), history (list of {trial, config, changes, metric, status,
+accepted}, oldest first), frozen (parameter names the researcher must not change), neighbors
+({name: [values]}: canonical steps from the incumbent's value -- /2 and x2 for floats, -1, +1, /2
+and x2 for ints, the other choices for categoricals -- clipped to the space, current value
+excluded) and memory (a JSON dict private to the mechanism: mutate it in place and the change is
+kept for the next call).
+
+A candidate is {"changes": {param: value}, "source": str, "hypothesis": str}. The candidates
+that propose returns come before the researcher's own, so with one free slot the default
+select evaluates the mechanism's first proposal.
+A trial is {"trial": int, "config": dict, "changes": dict, "metric": float | None,
+"status": "ok" | "crash" | "timeout" | "nan" | "oom"}.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+SLOTS: dict[str, tuple[str, ...]] = {
+    "tool": ("propose", "advise"),
+    "selection": ("review", "select", "accept"),
+}
+HOOKS: dict[str, tuple[str, ...]] = {
+    "propose": ("ctx",),
+    "advise": ("ctx",),
+    "review": ("candidate", "ctx"),
+    "select": ("candidates", "ctx"),
+    "accept": ("trial", "ctx"),
+}
+MAX_PROPOSALS = 16
+MAX_ADVICE_CHARS = 2000
+
+
+class HookTypeError(TypeError):
+    """A hook returned something the contract does not allow."""
+
+
+def better(a: float | None, b: float | None, direction: str) -> bool:
+    """Is metric a strictly better than b? None and NaN are never better."""
+    if a is None or (isinstance(a, float) and math.isnan(a)):
+        return False
+    if b is None or (isinstance(b, float) and math.isnan(b)):
+        return True
+    return a < b if direction == "minimize" else a > b
+
+
+# --- the defaults: the standard inner loop -------------------------------------------------
+
+
+def default_propose(ctx: dict[str, Any]) -> list[dict[str, Any]]:
+    return []
+
+
+def default_advise(ctx: dict[str, Any]) -> str:
+    return ""
+
+
+def default_review(candidate: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any] | None:
+    return candidate
+
+
+def default_select(candidates: list[dict[str, Any]], ctx: dict[str, Any]) -> list[int]:
+    return list(range(min(len(candidates), max(1, ctx.get("slots", 1)))))
+
+
+def default_accept(trial: dict[str, Any], ctx: dict[str, Any]) -> bool:
+    if trial.get("status") != "ok":
+        return False
+    return better(trial.get("metric"), ctx["incumbent"].get("metric"), ctx["direction"])
+
+
+DEFAULTS = {
+    "propose": default_propose,
+    "advise": default_advise,
+    "review": default_review,
+    "select": default_select,
+    "accept": default_accept,
+}
+
+
+def call_default(hook: str, args: list[Any]) -> Any:
+    return DEFAULTS[hook](*args)
+
+
+# --- result checking ---------------------------------------------------------------------
+
+
+def _is_json_scalar(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return value is None or isinstance(value, str | int | bool)
+
+
+def check_result(hook: str, value: Any, args: list[Any]) -> Any:
+    """Return value if it is a valid result for hook called with args, else raise HookTypeError."""
+    ctx = args[-1]
+    if hook == "propose":
+        if not isinstance(value, list) or len(value) > MAX_PROPOSALS:
+            raise HookTypeError(f"propose must return a list of at most {MAX_PROPOSALS} dicts")
+        for item in value:
+            if not isinstance(item, dict) or not item:
+                raise HookTypeError("propose must return non-empty dicts of parameter changes")
+            if not all(isinstance(k, str) and _is_json_scalar(v) for k, v in item.items()):
+                raise HookTypeError("propose dicts must map parameter names to JSON scalars")
+        return value
+    if hook == "advise":
+        if not isinstance(value, str):
+            raise HookTypeError("advise must return a string")
+        return value[:MAX_ADVICE_CHARS]
+    if hook == "review":
+        if value is None:
+            return None
+        changes = value.get("changes") if isinstance(value, dict) else None
+        if not isinstance(changes, dict) or not changes:
+            raise HookTypeError("review must return None or a candidate dict with 'changes'")
+        if not all(isinstance(k, str) and _is_json_scalar(v) for k, v in changes.items()):
+            raise HookTypeError("review changes must map parameter names to JSON scalars")
+        return {**args[0], **value, "changes": changes}
+    if hook == "select":
+        n = len(args[0])
+        if not isinstance(value, list) or not value:
+            raise HookTypeError("select must return a non-empty list of indices")
+        if any(isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < n for i in value):
+            raise HookTypeError(f"select indices must be integers in [0, {n})")
+        if len(set(value)) != len(value) or len(value) > max(1, ctx.get("slots", 1)):
+            raise HookTypeError("select must return distinct indices, no more than the free slots")
+        return value
+    if hook == "accept":
+        if not isinstance(value, bool):
+            raise HookTypeError("accept must return True or False")
+        if value and args[0].get("status") != "ok":
+            raise HookTypeError("accept cannot keep a trial whose status is not ok")
+        return value
+    raise HookTypeError(f"unknown hook {hook!r}")

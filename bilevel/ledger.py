@@ -1,0 +1,189 @@
+"""The append-only ledger: every trial, mechanism, cycle and hook call of a run, in SQLite.
+
+Rows are keyed deterministically (trial id, mechanism id, cycle, call key) and written with
+INSERT OR IGNORE, so a node that LangGraph re-executes after a crash neither duplicates nor
+changes what was already recorded. Timing columns are the only ones that vary between runs.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+LEDGER_FILE = "ledger.sqlite"
+TIMING_COLUMNS = {"seconds", "ms", "created"}
+TRIAL_JSON = ("config", "changes", "base", "extra")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS run (
+    key TEXT PRIMARY KEY, value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS trials (
+    trial INTEGER PRIMARY KEY, trace INTEGER NOT NULL, cycle INTEGER NOT NULL,
+    iteration INTEGER NOT NULL, config TEXT NOT NULL, changes TEXT NOT NULL, base TEXT NOT NULL,
+    source TEXT NOT NULL, description TEXT NOT NULL, mechanism TEXT NOT NULL,
+    metric REAL, status TEXT NOT NULL, seconds REAL, extra TEXT, log_tail TEXT,
+    accepted INTEGER, incumbent_metric REAL
+);
+CREATE TABLE IF NOT EXISTS notes (
+    key TEXT PRIMARY KEY, cycle INTEGER NOT NULL, iteration INTEGER NOT NULL,
+    kind TEXT NOT NULL, detail TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS mechanisms (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, origin TEXT NOT NULL, parent TEXT,
+    cycle INTEGER NOT NULL, source TEXT NOT NULL, diff TEXT NOT NULL, params TEXT NOT NULL,
+    validation TEXT, status TEXT NOT NULL, effect TEXT
+);
+CREATE TABLE IF NOT EXISTS cycles (
+    cycle INTEGER PRIMARY KEY, trace INTEGER NOT NULL, mechanism TEXT NOT NULL,
+    inner_params TEXT NOT NULL, trials INTEGER NOT NULL, accepted INTEGER NOT NULL,
+    start_metric REAL, end_metric REAL, improvement REAL NOT NULL, stats TEXT NOT NULL,
+    decision TEXT
+);
+CREATE TABLE IF NOT EXISTS hook_calls (
+    key TEXT PRIMARY KEY, mechanism TEXT NOT NULL, hook TEXT NOT NULL, cycle INTEGER NOT NULL,
+    iteration INTEGER NOT NULL, outcome TEXT NOT NULL, changed INTEGER NOT NULL,
+    error TEXT, ms REAL
+);
+"""
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+class Ledger:
+    """One run's ledger. Thread-safe; writes are committed immediately (nothing lost on kill)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _exec(self, sql: str, params: tuple[Any, ...] = ()) -> None:
+        with self._lock:
+            self._db.execute(sql, params)
+
+    def _insert(self, table: str, row: dict[str, Any], replace: bool = False) -> None:
+        cols = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
+        self._exec(f"{verb} INTO {table} ({cols}) VALUES ({marks})", tuple(row.values()))
+
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(r) for r in self._db.execute(sql, params).fetchall()]
+
+    # --- run identity ------------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> Any:
+        rows = self.query("SELECT value FROM run WHERE key = ?", (key,))
+        return json.loads(rows[0]["value"]) if rows else None
+
+    def set_meta(self, key: str, value: Any) -> None:
+        self._insert("run", {"key": key, "value": dumps(value)}, replace=True)
+
+    # --- trials ------------------------------------------------------------------------------
+
+    def trial(self, trial_id: int) -> dict[str, Any] | None:
+        rows = self.query("SELECT * FROM trials WHERE trial = ?", (trial_id,))
+        return decode_trial(rows[0]) if rows else None
+
+    def add_trial(self, row: dict[str, Any]) -> None:
+        self._insert("trials", encode(row, TRIAL_JSON))
+
+    def set_accepted(self, trial_id: int, accepted: bool, incumbent_metric: float | None) -> None:
+        self._exec(
+            "UPDATE trials SET accepted = ?, incumbent_metric = ? WHERE trial = ?",
+            (int(accepted), incumbent_metric, trial_id),
+        )
+
+    def trials(self, trace: int | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """Trials oldest first; with limit, only the most recent ones."""
+        where, params = ("WHERE trace = ?", (trace,)) if trace is not None else ("", ())
+        sql = f"SELECT * FROM trials {where} ORDER BY trial DESC"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [decode_trial(r) for r in reversed(self.query(sql, params))]
+
+    # --- notes, mechanisms, cycles, hook calls -------------------------------------------------
+
+    def add_note(self, key: str, cycle: int, iteration: int, kind: str, detail: Any) -> None:
+        self._insert(
+            "notes",
+            {
+                "key": key,
+                "cycle": cycle,
+                "iteration": iteration,
+                "kind": kind,
+                "detail": dumps(detail),
+            },
+        )
+
+    def add_mechanism(self, row: dict[str, Any]) -> None:
+        self._insert("mechanisms", encode(row, ("params", "validation", "effect")))
+
+    def set_mechanism_status(self, mech_id: str, status: str, effect: Any = None) -> None:
+        self._exec(
+            "UPDATE mechanisms SET status = ?, effect = ? WHERE id = ?",
+            (status, dumps(effect) if effect is not None else None, mech_id),
+        )
+
+    def set_validation(self, mech_id: str, status: str, validation: Any) -> None:
+        self._exec(
+            "UPDATE mechanisms SET status = ?, validation = ? WHERE id = ?",
+            (status, dumps(validation), mech_id),
+        )
+
+    def mechanisms(self) -> list[dict[str, Any]]:
+        rows = self.query("SELECT * FROM mechanisms ORDER BY cycle, id")
+        return [decode(r, ("params", "validation", "effect")) for r in rows]
+
+    def add_cycle(self, row: dict[str, Any]) -> None:
+        self._insert("cycles", encode(row, ("inner_params", "stats")))
+
+    def set_cycle_decision(self, cycle: int, decision: str) -> None:
+        self._exec("UPDATE cycles SET decision = ? WHERE cycle = ?", (decision, cycle))
+
+    def cycles(self) -> list[dict[str, Any]]:
+        rows = self.query("SELECT * FROM cycles ORDER BY cycle")
+        return [decode(r, ("inner_params", "stats")) for r in rows]
+
+    def add_hook_call(self, row: dict[str, Any]) -> None:
+        self._insert("hook_calls", row)
+
+    def hook_counts(self) -> dict[str, dict[str, int]]:
+        """{mechanism: {hook: calls}}."""
+        out: dict[str, dict[str, int]] = {}
+        for r in self.query(
+            "SELECT mechanism, hook, COUNT(*) AS n FROM hook_calls GROUP BY mechanism, hook"
+        ):
+            out.setdefault(r["mechanism"], {})[r["hook"]] = r["n"]
+        return out
+
+
+def encode(row: dict[str, Any], json_cols: tuple[str, ...]) -> dict[str, Any]:
+    return {k: dumps(v) if k in json_cols and v is not None else v for k, v in row.items()}
+
+
+def decode(row: dict[str, Any], json_cols: tuple[str, ...]) -> dict[str, Any]:
+    return {k: json.loads(v) if k in json_cols and v is not None else v for k, v in row.items()}
+
+
+def decode_trial(row: dict[str, Any]) -> dict[str, Any]:
+    out = decode(row, TRIAL_JSON)
+    if out["accepted"] is not None:
+        out["accepted"] = bool(out["accepted"])
+    return out

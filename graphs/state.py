@@ -1,0 +1,79 @@
+"""Graph state: small things only (incumbent, mechanism source + memory, counters).
+
+Trials live in the ledger, keyed by trial id, so checkpoints stay small and a resumed run neither
+loses nor repeats a trial.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict
+
+
+class Point(TypedDict):
+    config: dict[str, Any]
+    metric: float | None
+    trial: int
+
+
+class Mechanism(TypedDict):
+    id: str
+    name: str
+    source: str
+    hooks: list[str]  # hooks the source defines (from validation)
+    memory: dict[str, Any]
+    parent: str | None
+    status: str  # default | installed | probation | adopted | reverted
+
+
+class Assignment(TypedDict):
+    trial: int
+    config: dict[str, Any]
+    changes: dict[str, Any]
+    source: str
+    description: str
+
+
+class InputState(TypedDict, total=False):
+    """What a caller (CLI, Python, Studio) gives: the rest is derived in `setup`."""
+
+    objective: str
+    arm: str
+    iterations: int
+    cycle: int
+    seed: int
+    slots: int
+    objective_options: dict[str, Any]
+    mechanism_source: str | None
+    run_dir: str
+
+
+class BilevelState(InputState, total=False):
+    config: dict[str, Any]  # the validated RunConfig
+    trace: int  # bumped when the `restart` arm resets the inner loop's history
+    cycle_index: int
+    cycle_iteration: int  # iterations done in the current cycle
+    iteration: int  # iterations done in the whole run
+    next_trial: int
+    evals_left: int
+    baseline: Point
+    incumbent: Point
+    cycle_start_metric: float | None
+    mechanism: Mechanism
+    previous_mechanism: Mechanism | None
+    candidate_mechanism: Mechanism | None
+    inner_params: dict[str, Any]
+    meta_memory: dict[str, Any]  # what the meta-researcher learns across cycles
+    assessment: dict[str, Any]  # the last cycle's statistics
+    advice: str
+    pending: list[dict[str, Any]]  # candidates of the current iteration
+    batch: list[Assignment]  # trials being evaluated in the current iteration
+    done: bool
+
+
+class OutputState(TypedDict, total=False):
+    run_dir: str
+    baseline: Point
+    incumbent: Point
+    iteration: int
+    cycle_index: int
+    done: bool

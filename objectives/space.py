@@ -1,0 +1,159 @@
+"""Typed search spaces: the knobs an inner loop may turn, each with its baseline default."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+ParamKind = Literal["float", "logfloat", "int", "categorical"]
+Value = float | int | str | bool
+
+
+class SpaceError(ValueError):
+    """A config that does not fit the search space; the message names the parameter."""
+
+
+class Param(BaseModel):
+    """One knob. Numeric kinds have [low, high]; categorical has choices."""
+
+    name: str
+    kind: ParamKind
+    default: Value
+    low: float | None = None
+    high: float | None = None
+    choices: list[Value] | None = None
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _check(self) -> Param:
+        if self.kind == "categorical":
+            if not self.choices or self.default not in self.choices:
+                raise ValueError(f"{self.name}: categorical needs choices containing the default")
+        else:
+            if self.low is None or self.high is None or not self.low <= self.high:
+                raise ValueError(f"{self.name}: numeric parameter needs low <= high")
+            if self.kind == "logfloat" and self.low <= 0:
+                raise ValueError(f"{self.name}: logfloat needs low > 0")
+            self.check(self.default)
+        return self
+
+    def allowed(self) -> str:
+        if self.kind == "categorical":
+            return "one of " + ", ".join(repr(c) for c in self.choices or [])
+        kind = "integer" if self.kind == "int" else "number"
+        return f"{kind} in [{self.low:g}, {self.high:g}]"
+
+    def check(self, value: Any) -> Value:
+        """Return the value in canonical type, or raise SpaceError naming the parameter."""
+        if self.kind == "categorical":
+            if value in (self.choices or []):
+                return value
+            raise SpaceError(f"{self.name}={value!r} is not allowed: expected {self.allowed()}")
+        number = self._number(value)
+        if not self.low <= number <= self.high:  # type: ignore[operator]
+            raise SpaceError(f"{self.name}={value!r} is out of range: expected {self.allowed()}")
+        return number
+
+    def repair(self, value: Any) -> Value:
+        """Clip a numeric value into range; categorical values cannot be repaired."""
+        if self.kind == "categorical":
+            return self.check(value)
+        number = self._number(value)
+        number = min(max(number, self.low), self.high)  # type: ignore[type-var]
+        return int(round(number)) if self.kind == "int" else float(number)
+
+    def _number(self, value: Any) -> float | int:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise SpaceError(f"{self.name}={value!r} is not a number: expected {self.allowed()}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise SpaceError(f"{self.name}={value!r} is not finite: expected {self.allowed()}")
+        if self.kind == "int":
+            if float(value) != int(value):
+                raise SpaceError(
+                    f"{self.name}={value!r} is not an integer: expected {self.allowed()}"
+                )
+            return int(value)
+        return float(value)
+
+    def neighbors(self, value: Any) -> list[Value]:
+        """Canonical steps a person would try from value: /2 and x2, +-1 for ints, other choices."""
+        if self.kind == "categorical":
+            return [c for c in self.choices or [] if c != value]
+        if self.kind == "int":
+            raw: list[float] = [value - 1, value + 1, value // 2, value * 2]
+        elif value == 0:
+            raw = [self.low + 0.1 * (self.high - self.low)]  # type: ignore[operator]
+        else:
+            raw = [value / 2, value * 2]
+        out: list[Value] = []
+        for v in raw:
+            clipped = self.repair(v)
+            if clipped != value and clipped not in out:
+                out.append(clipped)
+        return out
+
+    def unit(self, value: Any) -> float:
+        """Position of value in [0, 1] (log scale for logfloat, index for categorical)."""
+        if self.kind == "categorical":
+            choices = self.choices or []
+            return choices.index(value) / max(1, len(choices) - 1)
+        low, high = float(self.low), float(self.high)  # type: ignore[arg-type]
+        if self.kind == "logfloat":
+            low, high, value = math.log(low), math.log(high), math.log(value)
+        return 0.0 if high == low else (value - low) / (high - low)
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"type": self.kind, "default": self.default}
+        if self.kind == "categorical":
+            data["choices"] = list(self.choices or [])
+        else:
+            data["low"], data["high"] = self.low, self.high
+        return data
+
+
+class SearchSpace(BaseModel):
+    """An ordered set of parameters; the order is the order a person would list them in."""
+
+    params: list[Param] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique(self) -> SearchSpace:
+        names = [p.name for p in self.params]
+        if len(names) != len(set(names)):
+            raise ValueError("search space has duplicate parameter names")
+        return self
+
+    @property
+    def names(self) -> list[str]:
+        return [p.name for p in self.params]
+
+    def __getitem__(self, name: str) -> Param:
+        for p in self.params:
+            if p.name == name:
+                return p
+        raise SpaceError(f"unknown parameter {name!r}: expected one of {', '.join(self.names)}")
+
+    def defaults(self) -> dict[str, Value]:
+        return {p.name: p.default for p in self.params}
+
+    def validate_changes(self, changes: dict[str, Any], repair: bool = False) -> dict[str, Value]:
+        """Check (or clip, with repair=True) a partial config; unknown names always raise."""
+        if not isinstance(changes, dict):
+            raise SpaceError(f"a candidate must be a dict of parameter changes, got {changes!r}")
+        out: dict[str, Value] = {}
+        for name, value in changes.items():
+            param = self[name]
+            out[name] = param.repair(value) if repair else param.check(value)
+        return out
+
+    def validate(self, config: dict[str, Any], repair: bool = False) -> dict[str, Value]:
+        """A full config: defaults filled in, every value checked."""
+        return {**self.defaults(), **self.validate_changes(config, repair=repair)}
+
+    def neighbors(self, config: dict[str, Any]) -> dict[str, list[Value]]:
+        return {p.name: p.neighbors(config[p.name]) for p in self.params}
+
+    def to_json(self) -> dict[str, dict[str, Any]]:
+        return {p.name: p.to_json() for p in self.params}

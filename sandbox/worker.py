@@ -1,0 +1,277 @@
+"""Sandbox worker: runs mechanism hooks for the parent pool, one JSON line in, one JSON line out.
+
+Run as `python -m bilevel.sandbox.worker PARENT_PID`. The process confines itself before it
+reads the first request, says `{"ok": true, "ready": true}`, then serves until stdin closes.
+
+Requests and replies (one line of JSON each):
+  {"op": "call", "hash": H, "source": S?, "hook": name, "args": [...], "seed": int}
+      -> {"ok": true, "value": V, "memory": M}
+  {"op": "inspect", "hash": H, "source": S}
+      -> {"ok": true, "hooks": {name: [params]}, "functions": [names]}
+  failures -> {"ok": false, "kind": "policy" | "error" | "missing" | "need_source", "error": str}
+"""
+
+from __future__ import annotations
+
+import ctypes
+import inspect
+import json
+import os
+import random
+import sys
+import tempfile
+import types
+from collections import OrderedDict
+from typing import IO, Any
+
+from bilevel.contract import HOOKS
+from bilevel.sandbox.policy import FILENAME, PolicyError, compile_mechanism, restricted_globals
+
+CACHE_SIZE = 32  # compiled modules kept per worker; the parent resends evicted sources
+MAX_ERROR_CHARS = 500
+READY = b'{"ok":true,"ready":true}\n'
+
+# Resource limits. CPU is per process lifetime, and workers are persistent (recycled by the
+# pool after many calls), so it is a backstop against a runaway worker, not a per-call limit:
+# the pool's wall-clock timeout is that.
+LIMIT_CPU_S = 600
+LIMIT_AS_BYTES = 1 << 30
+LIMIT_NOFILE = 32
+
+Module = dict[str, Any]
+# A cache entry is either an executed module namespace or the encoded failure reply for it
+# (bytes, so that no name a mechanism defines can make a namespace look like a failure).
+Entry = Module | bytes
+
+
+# --- confinement -----------------------------------------------------------------------------
+
+
+def _die_with_parent(parent_pid: int | None) -> None:
+    """Ask the kernel to SIGKILL us when the parent goes, so no worker outlives its pool.
+
+    Linux ties this to the parent *thread* that forked us; the pool forks from its event loop
+    thread, which lives as long as the pool can be used.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG = 1, SIGKILL = 9
+        except (OSError, AttributeError):
+            pass
+    # The parent may have died before prctl took effect; then nobody will ever read our output.
+    if parent_pid is not None and os.getppid() != parent_pid:
+        os._exit(0)
+
+
+def _claim_protocol_fds() -> tuple[IO[bytes], IO[bytes]]:
+    """Keep private copies of stdin/stdout for the protocol and point fds 0-2 at /dev/null.
+
+    Nothing a mechanism (or a stray warning) writes can then interleave with protocol lines.
+    """
+    proto_in = os.fdopen(os.dup(0), "rb")
+    proto_out = os.fdopen(os.dup(1), "wb")
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.close(devnull)
+    sys.stdin = sys.stdout = sys.stderr = open(os.devnull, "w")  # noqa: SIM115
+    return proto_in, proto_out
+
+
+def _enter_empty_dir() -> None:
+    # chdir into a fresh directory and then remove it: the cwd is now a deleted directory in
+    # which no file can be created, and a killed worker leaves nothing behind in /tmp.
+    path = tempfile.mkdtemp(prefix="bilevel-sandbox-")
+    os.chdir(path)
+    os.rmdir(path)
+
+
+def _set_limits() -> None:
+    try:
+        import resource
+    except ImportError:  # not POSIX: the pool's timeout is the only limit
+        return
+    limits = {
+        "RLIMIT_CPU": (LIMIT_CPU_S, LIMIT_CPU_S + 10),
+        "RLIMIT_FSIZE": (0, 0),
+        "RLIMIT_NOFILE": (LIMIT_NOFILE, LIMIT_NOFILE),
+        "RLIMIT_NPROC": (0, 0),
+        "RLIMIT_AS": (LIMIT_AS_BYTES, LIMIT_AS_BYTES),
+        "RLIMIT_CORE": (0, 0),
+    }
+    for name, (soft, hard) in limits.items():
+        which = getattr(resource, name, None)
+        if which is None:
+            continue
+        _, current_hard = resource.getrlimit(which)
+        if current_hard != resource.RLIM_INFINITY:
+            soft, hard = min(soft, current_hard), min(hard, current_hard)
+        try:
+            resource.setrlimit(which, (soft, hard))
+        except (ValueError, OSError):
+            pass  # e.g. RLIMIT_NPROC refused in some containers; the other limits still hold
+
+
+def _install_seccomp() -> None:
+    """Placeholder for a seccomp filter (read/write on the protocol fds, mmap, exit...).
+
+    Installed last, after every file the worker needs is open and every module imported.
+    """
+
+
+# --- mechanisms ------------------------------------------------------------------------------
+
+
+def _one_line(exc: BaseException) -> str:
+    """`ExcType: message (line N)`, N being the deepest line of mechanism source involved."""
+    line = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == FILENAME:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    text = " ".join(text.split())
+    if line is not None:
+        text += f" (line {line})"
+    return text[:MAX_ERROR_CHARS]
+
+
+def _fail(kind: str, error: str) -> bytes:
+    return _encode({"ok": False, "kind": kind, "error": error[:MAX_ERROR_CHARS]})
+
+
+class Worker:
+    def __init__(self) -> None:
+        self.cache: OrderedDict[str, Entry] = OrderedDict()
+
+    def module(self, req: dict[str, Any]) -> Entry:
+        """The executed module for req's hash, or the failure reply (cached the same way)."""
+        key = req.get("hash")
+        if not isinstance(key, str):
+            return _fail("error", "ValueError: request without a hash")
+        entry = self.cache.get(key)
+        if entry is not None:
+            self.cache.move_to_end(key)
+            return entry
+        source = req.get("source")
+        if not isinstance(source, str):
+            return _fail("need_source", "source not cached in this worker")
+        entry = self._load(source)
+        self.cache[key] = entry
+        while len(self.cache) > CACHE_SIZE:
+            self.cache.popitem(last=False)
+        return entry
+
+    @staticmethod
+    def _load(source: str) -> Entry:
+        try:
+            code = compile_mechanism(source)
+        except PolicyError as exc:
+            return _fail("policy", str(exc))
+        namespace = restricted_globals()
+        random.seed(0)  # the module body runs once per worker; keep it the same in every one
+        try:
+            exec(code, namespace)
+        except BaseException as exc:  # noqa: BLE001 - mechanism faults of any kind
+            return _fail("error", "module body raised " + _one_line(exc))
+        return namespace
+
+    def call(self, req: dict[str, Any]) -> bytes:
+        module = self.module(req)
+        if isinstance(module, bytes):
+            return module
+        hook = req.get("hook")
+        func = module.get(hook) if hook in HOOKS else None
+        if not callable(func):
+            return _fail("missing", f"mechanism does not define {hook!r}")
+        args = req.get("args") or []
+        random.seed(req.get("seed", 0))
+        try:
+            value = func(*args)
+        except BaseException as exc:  # noqa: BLE001 - includes SystemExit raised by the mechanism
+            return _fail("error", _one_line(exc))
+        ctx = args[-1] if args else None
+        memory = ctx.get("memory") if isinstance(ctx, dict) else None
+        if memory is not None and not isinstance(memory, dict):
+            return _fail("error", "TypeError: ctx['memory'] must stay a dict")
+        try:
+            return _encode({"ok": True, "value": value, "memory": memory})
+        except (TypeError, ValueError, RecursionError):
+            part = "memory holds" if _is_json(value) else "returned"
+            return _fail("error", f"TypeError: {hook} {part} non-JSON value")
+
+    def inspect(self, req: dict[str, Any]) -> bytes:
+        module = self.module(req)
+        if isinstance(module, bytes):
+            return module
+        hooks: dict[str, list[str]] = {}
+        for name in HOOKS:
+            if name not in module:
+                continue
+            func = module[name]
+            if not isinstance(func, types.FunctionType):
+                return _fail("policy", f"'{name}' must be a function")
+            hooks[name] = [_param(p) for p in inspect.signature(func).parameters.values()]
+        functions = [
+            name
+            for name, value in module.items()
+            if not name.startswith("_") and isinstance(value, types.FunctionType)
+        ]
+        return _encode({"ok": True, "hooks": hooks, "functions": functions})
+
+
+def _param(p: inspect.Parameter) -> str:
+    prefix = {p.VAR_POSITIONAL: "*", p.VAR_KEYWORD: "**"}.get(p.kind, "")
+    return prefix + p.name
+
+
+def _is_json(value: Any) -> bool:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError, RecursionError):
+        return False
+    return True
+
+
+def _encode(reply: dict[str, Any]) -> bytes:
+    # ASCII output escapes every newline inside strings, so one reply is exactly one line.
+    return json.dumps(reply, separators=(",", ":")).encode() + b"\n"
+
+
+def serve(proto_in: IO[bytes], proto_out: IO[bytes]) -> None:
+    worker = Worker()
+    handlers = {"call": worker.call, "inspect": worker.inspect}
+    readline, write, flush = proto_in.readline, proto_out.write, proto_out.flush
+    while True:
+        line = readline()
+        if not line:
+            return  # parent closed stdin: clean exit
+        try:
+            req = json.loads(line)
+            handler = handlers.get(req.get("op")) if isinstance(req, dict) else None
+            if handler is None:
+                reply = _fail("error", "ValueError: unknown request")
+            else:
+                reply = handler(req)
+        except BaseException as exc:  # noqa: BLE001 - never die on a bad request
+            reply = _fail("error", _one_line(exc))
+        write(reply)
+        flush()
+
+
+def main() -> None:
+    parent = int(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1].isdigit() else None
+    _die_with_parent(parent)  # first: before anything else can go wrong
+    proto_in, proto_out = _claim_protocol_fds()
+    _enter_empty_dir()
+    _set_limits()
+    _install_seccomp()
+    proto_out.write(READY)
+    proto_out.flush()
+    serve(proto_in, proto_out)
+
+
+if __name__ == "__main__":
+    main()
