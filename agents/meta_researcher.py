@@ -31,7 +31,7 @@ SYMPTOM_BONUS = 0.5
 FLAT = 1e-3  # a parameter moving the metric by less than this (relative) is a flat knob
 
 
-def library() -> dict[str, str]:
+def read_library() -> dict[str, str]:
     """{name: source} of the built-in mechanisms (the default, which defines no hooks, excluded)."""
     folder = resources.files("bilevel.agents.mechanisms")
     out = {}
@@ -42,8 +42,13 @@ def library() -> dict[str, str]:
     return out
 
 
-def default_source() -> str:
-    return (resources.files("bilevel.agents.mechanisms") / "default.py").read_text()
+# Read once at import: the sources are package data, and nodes must not block the event loop.
+LIBRARY = read_library()
+DEFAULT_SOURCE = (resources.files("bilevel.agents.mechanisms") / "default.py").read_text()
+
+
+def library() -> dict[str, str]:
+    return dict(LIBRARY)
 
 
 def constants(source: str) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from bilevel.config import ARMS, RunConfig, first_error
-from bilevel.graphs.outer import RunDirConflict
+from bilevel.graphs.setup import RunDirConflict
 from bilevel.objectives import UnknownObjective, registered
 from bilevel.progress import RunProgress
 from bilevel.report import NotARunDir, summarize
@@ -78,6 +78,9 @@ def run(
         list[str] | None,
         typer.Option(help="Objective option NAME=VALUE (repeatable), e.g. noise=0.01."),
     ] = None,
+    hook_timeout: Annotated[
+        float, typer.Option(help="Seconds one mechanism hook call may take.")
+    ] = 1.0,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Run a bilevel search (no LLM or API key needed: the prior researcher and library meta)."""
@@ -99,6 +102,7 @@ def run(
             seed=seed,
             slots=slots,
             mechanism_source=source,
+            hook_timeout_s=hook_timeout,
             objective_options=parse_options(objective_opt or []),
         )
     except ValidationError as exc:

@@ -7,6 +7,7 @@ changes what was already recorded. Timing columns are the only ones that vary be
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import threading
@@ -110,13 +111,21 @@ class Ledger:
             (int(accepted), incumbent_metric, trial_id),
         )
 
-    def trials(self, trace: int | None = None, limit: int | None = None) -> list[dict[str, Any]]:
-        """Trials oldest first; with limit, only the most recent ones."""
-        where, params = ("WHERE trace = ?", (trace,)) if trace is not None else ("", ())
-        sql = f"SELECT * FROM trials {where} ORDER BY trial DESC"
+    def trials(
+        self, trace: int | None = None, limit: int | None = None, before: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Trials oldest first; only those of trace, with ids below before, the last limit."""
+        clauses, params = ["1 = 1"], []
+        if trace is not None:
+            clauses.append("trace = ?")
+            params.append(trace)
+        if before is not None:
+            clauses.append("trial < ?")
+            params.append(before)
+        sql = f"SELECT * FROM trials WHERE {' AND '.join(clauses)} ORDER BY trial DESC"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        return [decode_trial(r) for r in reversed(self.query(sql, params))]
+        return [decode_trial(r) for r in reversed(self.query(sql, tuple(params)))]
 
     # --- notes, mechanisms, cycles, hook calls -------------------------------------------------
 
@@ -187,3 +196,21 @@ def decode_trial(row: dict[str, Any]) -> dict[str, Any]:
     if out["accepted"] is not None:
         out["accepted"] = bool(out["accepted"])
     return out
+
+
+class AsyncLedger:
+    """The ledger for graph nodes: every call runs in a worker thread, off the event loop.
+
+    (`langgraph dev` rejects blocking I/O on the loop; SQLite has no async driver we need.)
+    """
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.sync = ledger
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.sync, name)
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            return await asyncio.to_thread(method, *args, **kwargs)
+
+        return call

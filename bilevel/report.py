@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bilevel.graphs.outer import improvement
+from bilevel.graphs.assessment import improvement
 from bilevel.ledger import LEDGER_FILE, Ledger
 
 

@@ -12,7 +12,8 @@ from langgraph.graph.state import CompiledStateGraph
 
 from bilevel.config import RunConfig
 from bilevel.graphs.context import Context, ProgressFn
-from bilevel.graphs.outer import build_bilevel_graph, claim_run_dir
+from bilevel.graphs.outer import build_bilevel_graph
+from bilevel.graphs.setup import claim_run_dir
 from bilevel.ledger import LEDGER_FILE, Ledger
 from bilevel.objectives import make_objective
 from bilevel.report import open_ledger, summary_of
@@ -58,14 +59,16 @@ async def arun(
         async with AsyncSqliteSaver.from_conn_string(str(run_dir / CHECKPOINT_FILE)) as saver:
             graph = build_graph(saver)
             cfg = graph_config(config)
+            # durability="sync": each step's checkpoint is on disk before the next step starts,
+            # so a SIGKILL resumes mid-cycle instead of replaying the cycle (and its LLM calls).
             snapshot = await graph.aget_state(cfg)
             if resume and snapshot.values and not snapshot.next:
                 pass  # finished already
             elif resume and snapshot.values:
-                await graph.ainvoke(None, cfg, context=context)
+                await graph.ainvoke(None, cfg, context=context, durability="sync")
             else:
                 payload = {**config.model_dump(), "run_dir": str(run_dir)}
-                await graph.ainvoke(payload, cfg, context=context)
+                await graph.ainvoke(payload, cfg, context=context, durability="sync")
         ledger.set_meta("finished", True)
         return summary_of(ledger)
     finally:

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bilevel.ledger import LEDGER_FILE, Ledger
-from bilevel.objectives import Objective, make_objective
+from bilevel.ledger import LEDGER_FILE, AsyncLedger, Ledger
+from bilevel.objectives import Objective, make_objective, registered
 from bilevel.sandbox.pool import SandboxPool
 
 ProgressFn = Callable[[dict[str, Any]], None]
@@ -27,10 +27,11 @@ class Context:
     ledgers: dict[str, Ledger] = field(default_factory=dict)
     objectives: dict[str, Objective] = field(default_factory=dict)
 
-    def ledger(self, run_dir: str) -> Ledger:
+    async def aledger(self, run_dir: str) -> AsyncLedger:
         if run_dir not in self.ledgers:
-            self.ledgers[run_dir] = Ledger(Path(run_dir) / LEDGER_FILE)
-        return self.ledgers[run_dir]
+            ledger = await asyncio.to_thread(Ledger, Path(run_dir) / LEDGER_FILE)
+            self.ledgers.setdefault(run_dir, ledger)
+        return AsyncLedger(self.ledgers[run_dir])
 
     def objective(self, config: dict[str, Any]) -> Objective:
         key = f"{config['objective']}:{sorted(config.get('objective_options', {}).items())}"
@@ -55,6 +56,8 @@ class Context:
             ledger.close()
         self.ledgers.clear()
 
+
+registered()  # import the built-in objectives now, not on the event loop
 
 # Used when the graph runs without a caller-supplied context (LangGraph Studio / `langgraph dev`).
 SHARED = Context()

@@ -9,7 +9,8 @@ from langgraph.graph import END, START, StateGraph
 
 from bilevel.graphs.context import Context
 from bilevel.graphs.inner import build_inner_graph
-from bilevel.graphs.outer import build_bilevel_graph, setup
+from bilevel.graphs.outer import build_bilevel_graph
+from bilevel.graphs.setup import setup
 from bilevel.graphs.state import BilevelState, InputState, OutputState
 
 

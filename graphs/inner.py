@@ -6,7 +6,7 @@ to the ledger under ids assigned before evaluation, so a resumed run re-uses fin
 
 from __future__ import annotations
 
-import copy
+import asyncio
 from typing import Any, Literal
 
 from langgraph.graph import END, START, StateGraph
@@ -16,78 +16,17 @@ from langgraph.types import Command, Send
 from bilevel.agents import researcher
 from bilevel.agents.evaluator import eval_seed, evaluate
 from bilevel.graphs.context import Context, context_of
-from bilevel.graphs.slots import call_hook, hook_ctx
+from bilevel.graphs.slots import Slots
 from bilevel.graphs.state import Assignment, BilevelState
-from bilevel.objectives import SpaceError
+from bilevel.ledger import AsyncLedger
+from bilevel.objectives import SearchSpace, SpaceError
 from bilevel.results import write_results
 
 
-def _where(state: BilevelState) -> tuple[int, int]:
-    return state["cycle_index"], state["iteration"]
-
-
-async def research(state: BilevelState, runtime: Runtime[Context]) -> dict[str, Any]:
-    """Researcher proposals plus the tool slot's `propose`, checked against the space."""
-    context = context_of(runtime)
-    ledger, objective = context.ledger(state["run_dir"]), context.objective(state["config"])
-    cycle, it = _where(state)
-    mech = copy.deepcopy(state["mechanism"])
-    timeout = state["config"]["hook_timeout_s"]
-    ctx = hook_ctx(state, objective, ledger)
-    advice = await call_hook(
-        context,
-        ledger,
-        mech,
-        "advise",
-        [ctx],
-        key=f"{it}:advise",
-        cycle=cycle,
-        iteration=it,
-        timeout_s=timeout,
-    )
-    proposed = await call_hook(
-        context,
-        ledger,
-        mech,
-        "propose",
-        [hook_ctx(state, objective, ledger)],
-        key=f"{it}:propose",
-        cycle=cycle,
-        iteration=it,
-        timeout_s=timeout,
-    )
-    params = state["inner_params"]
-    history = ledger.trials(trace=state["trace"])
-    own = researcher.propose(
-        objective.space,
-        state["incumbent"]["config"],
-        history,
-        params["frozen"],
-        params["temperature"],
-        params["candidates"],
-        seed=f"{state['config']['seed']}:{it}",
-    )
-    mech_candidates = [
-        {"changes": c, "source": f"mechanism:{mech['id']}", "hypothesis": ""} for c in proposed
-    ]
-    pending = []
-    for i, cand in enumerate(mech_candidates + own):
-        checked = check_candidate(objective.space, cand, state["incumbent"]["config"])
-        if isinstance(checked, str):
-            ledger.add_note(
-                f"{it}:candidate:{i}",
-                cycle,
-                it,
-                "rejected_candidate",
-                {"candidate": cand, "reason": checked},
-            )
-            continue
-        pending.append(checked)
-    return {"pending": pending, "mechanism": mech, "advice": advice}
-
-
-def check_candidate(space: Any, cand: dict[str, Any], incumbent: dict[str, Any]) -> Any:
-    """The candidate with its changes validated (numbers clipped), or the reason it is rejected."""
+def check_candidate(
+    space: SearchSpace, cand: dict[str, Any], incumbent: dict[str, Any]
+) -> dict[str, Any] | str:
+    """The candidate with its changes validated (numbers clipped), or why it is rejected."""
     try:
         changes = space.validate_changes(cand["changes"], repair=True)
     except SpaceError as exc:
@@ -98,56 +37,69 @@ def check_candidate(space: Any, cand: dict[str, Any], incumbent: dict[str, Any])
     return {**cand, "changes": changes}
 
 
+async def keep_valid(
+    slots: Slots, candidates: list[dict[str, Any]], key: str
+) -> list[dict[str, Any]]:
+    """Candidates inside the space; the others are recorded with their reason, never evaluated."""
+    out = []
+    for i, cand in enumerate(candidates):
+        checked = check_candidate(slots.objective.space, cand, slots.state["incumbent"]["config"])
+        if isinstance(checked, str):
+            await slots.ledger.add_note(
+                f"{slots.iteration}:{key}:{i}",
+                slots.cycle,
+                slots.iteration,
+                "rejected_candidate",
+                {"candidate": cand, "reason": checked},
+            )
+        else:
+            out.append(checked)
+    return out
+
+
+async def research(state: BilevelState, runtime: Runtime[Context]) -> dict[str, Any]:
+    """The tool slot's `advise` and `propose`, then the researcher's own proposals."""
+    slots = await Slots.open(runtime, state)
+    ctx = await slots.ctx()
+    advice = await slots.call("advise", [ctx], key="advise")
+    proposed = await slots.call("propose", [ctx], key="propose")
+    params = state["inner_params"]
+    history = await slots.ledger.trials(trace=state["trace"], before=state["next_trial"])
+    own = researcher.propose(
+        slots.objective.space,
+        state["incumbent"]["config"],
+        history,
+        params["frozen"],
+        params["temperature"],
+        params["candidates"],
+        seed=f"{state['config']['seed']}:{state['iteration']}",
+    )
+    source = f"mechanism:{slots.mechanism['id']}"
+    mechanism_candidates = [{"changes": c, "source": source, "hypothesis": ""} for c in proposed]
+    pending = await keep_valid(slots, mechanism_candidates + own, "candidate")
+    return {"pending": pending, "mechanism": slots.mechanism, "advice": advice}
+
+
 async def review_select(
     state: BilevelState, runtime: Runtime[Context]
 ) -> Command[Literal["evaluate", "accept"]]:
     """The selection slot's `review` (adjust or veto each candidate), then `select`."""
-    context = context_of(runtime)
-    ledger, objective = context.ledger(state["run_dir"]), context.objective(state["config"])
-    cycle, it = _where(state)
-    mech = copy.deepcopy(state["mechanism"])
-    timeout = state["config"]["hook_timeout_s"]
-    incumbent = state["incumbent"]["config"]
+    slots = await Slots.open(runtime, state)
+    ctx = await slots.ctx()
+    it, incumbent = state["iteration"], state["incumbent"]["config"]
     reviewed = []
     for i, cand in enumerate(state["pending"]):
-        out = await call_hook(
-            context,
-            ledger,
-            mech,
-            "review",
-            [cand, hook_ctx(state, objective, ledger)],
-            key=f"{it}:review:{i}",
-            cycle=cycle,
-            iteration=it,
-            timeout_s=timeout,
-        )
+        out = await slots.call("review", [cand, ctx], key=f"review:{i}")
         if out is None:
-            ledger.add_note(f"{it}:veto:{i}", cycle, it, "vetoed", {"candidate": cand})
-            continue
-        checked = check_candidate(objective.space, out, incumbent)
-        if isinstance(checked, str):
-            ledger.add_note(
-                f"{it}:review:{i}",
-                cycle,
-                it,
-                "rejected_candidate",
-                {"candidate": out, "reason": checked},
+            await slots.ledger.add_note(
+                f"{it}:veto:{i}", slots.cycle, it, "vetoed", {"candidate": cand}
             )
-            continue
-        reviewed.append(checked)
+        else:
+            reviewed.append(out)
+    reviewed = await keep_valid(slots, reviewed, "review")
     batch: list[Assignment] = []
     if reviewed:
-        picks = await call_hook(
-            context,
-            ledger,
-            mech,
-            "select",
-            [reviewed, hook_ctx(state, objective, ledger)],
-            key=f"{it}:select",
-            cycle=cycle,
-            iteration=it,
-            timeout_s=timeout,
-        )
+        picks = await slots.call("select", [reviewed, ctx], key="select")
         for n, i in enumerate(picks):
             cand = reviewed[i]
             batch.append(
@@ -160,18 +112,25 @@ async def review_select(
                 }
             )
     else:
-        ledger.add_note(
-            f"{it}:empty", cycle, it, "no_candidates", {"pending": len(state["pending"])}
+        await slots.ledger.add_note(
+            f"{it}:empty", slots.cycle, it, "no_candidates", {"pending": len(state["pending"])}
         )
-    update = {"mechanism": mech, "batch": batch, "next_trial": state["next_trial"] + len(batch)}
+    update = {
+        "mechanism": slots.mechanism,
+        "batch": batch,
+        "next_trial": state["next_trial"] + len(batch),
+    }
     sends = [Send("evaluate", {**state, **update, "assignment": a}) for a in batch]
     return Command(update=update, goto=sends or "accept")
 
 
 async def evaluate_trial(payload: dict[str, Any], runtime: Runtime[Context]) -> dict[str, Any]:
     """Evaluate one assignment unless the ledger already holds it (a resumed run)."""
+    context = context_of(runtime)
+    ledger = await context.aledger(payload["run_dir"])
     await run_trial(
-        context_of(runtime),
+        context,
+        ledger,
         payload,
         payload["assignment"],
         base=payload["incumbent"]["config"],
@@ -181,22 +140,27 @@ async def evaluate_trial(payload: dict[str, Any], runtime: Runtime[Context]) -> 
 
 
 async def run_trial(
-    context: Context, state: dict[str, Any], a: Assignment, base: dict[str, Any], mechanism_id: str
+    context: Context,
+    ledger: AsyncLedger,
+    state: dict[str, Any],
+    a: Assignment,
+    base: dict[str, Any],
+    mechanism_id: str,
 ) -> dict[str, Any]:
     """Evaluate assignment a and append it to the ledger, once: the ledger row is the result."""
-    ledger = context.ledger(state["run_dir"])
-    done = ledger.trial(a["trial"])
+    done = await ledger.trial(a["trial"])
     if done is not None:
+        if done["config"] != a["config"]:  # the checkpoint and the ledger disagree: never guess
+            raise RuntimeError(f"trial {a['trial']} in the ledger differs from its assignment")
         return done
     config = state["config"]
-    objective = context.objective(config)
     result = await evaluate(
-        objective,
+        context.objective(config),
         a["config"],
         config.get("objective_options", {}),
         eval_seed(config["seed"], a["trial"]),
     )
-    ledger.add_trial(
+    await ledger.add_trial(
         {
             "trial": a["trial"],
             "trace": state.get("trace", 0),
@@ -220,62 +184,49 @@ async def run_trial(
     context.report(
         {"event": "trial", "trial": a["trial"], "metric": result.metric, "status": result.status}
     )
-    return ledger.trial(a["trial"])  # type: ignore[return-value]
+    return await ledger.trial(a["trial"])
 
 
 async def accept(
     state: BilevelState, runtime: Runtime[Context]
 ) -> Command[Literal["research", "__end__"]]:
     """The selection slot's `accept`, trial by trial in id order; then loop or end the cycle."""
-    context = context_of(runtime)
-    ledger, objective = context.ledger(state["run_dir"]), context.objective(state["config"])
-    cycle, it = _where(state)
-    mech = copy.deepcopy(state["mechanism"])
+    slots = await Slots.open(runtime, state)
     incumbent = dict(state["incumbent"])
     seen: list[dict[str, Any]] = []
+    first = min((a["trial"] for a in state["batch"]), default=state["next_trial"])
     for a in sorted(state["batch"], key=lambda a: a["trial"]):
-        trial = ledger.trial(a["trial"])
-        assert trial is not None, f"trial {a['trial']} was not evaluated"
+        trial = await slots.ledger.trial(a["trial"])
         view = {k: trial[k] for k in ("trial", "config", "changes", "metric", "status")}
-        ctx = hook_ctx({**state, "incumbent": incumbent}, objective, ledger, extra_history=seen)
-        keep = await call_hook(
-            context,
-            ledger,
-            mech,
-            "accept",
-            [view, ctx],
-            key=f"{it}:accept:{a['trial']}",
-            cycle=cycle,
-            iteration=it,
-            timeout_s=state["config"]["hook_timeout_s"],
-        )
+        ctx = await slots.ctx(incumbent=incumbent, extra_history=seen, before=first)
+        keep = await slots.call("accept", [view, ctx], key=f"accept:{a['trial']}")
         if keep:
             incumbent = {
                 "config": trial["config"],
                 "metric": trial["metric"],
                 "trial": trial["trial"],
             }
-        ledger.set_accepted(trial["trial"], keep, incumbent["metric"])
-        seen.append({**view, "accepted": keep})
-    write_results(state["run_dir"], ledger)
+        await slots.ledger.set_accepted(trial["trial"], keep, incumbent["metric"])
+        seen.append({**view, "accepted": keep, "source": trial["source"]})
+    await asyncio.to_thread(write_results, state["run_dir"], slots.ledger.sync)
     evals_left = state["evals_left"] - len(state["batch"])
     cycle_iteration = state["cycle_iteration"] + 1
-    context.report(
+    slots.context.report(
         {
             "event": "iteration",
-            "iteration": it + 1,
-            "cycle": cycle,
+            "iteration": state["iteration"] + 1,
+            "cycle": slots.cycle,
             "incumbent": incumbent["metric"],
             "evals_left": evals_left,
-            "mechanism": mech["id"],
+            "mechanism": slots.mechanism["id"],
         }
     )
     update = {
-        "mechanism": mech,
+        "mechanism": slots.mechanism,
         "incumbent": incumbent,
         "evals_left": evals_left,
         "cycle_iteration": cycle_iteration,
-        "iteration": it + 1,
+        "iteration": state["iteration"] + 1,
         "batch": [],
         "pending": [],
     }

@@ -12,99 +12,120 @@ import hashlib
 from typing import Any
 
 from bilevel.contract import HookTypeError, call_default, check_result
-from bilevel.graphs.context import Context
-from bilevel.graphs.state import BilevelState, Mechanism
-from bilevel.ledger import Ledger
+from bilevel.graphs.context import Context, context_of
+from bilevel.graphs.state import BilevelState, Mechanism, Point
+from bilevel.ledger import AsyncLedger
 from bilevel.objectives import Objective
 
 HISTORY_LIMIT = 500  # trials of the current trace a hook sees (most recent)
-
-
-def hook_ctx(
-    state: BilevelState,
-    objective: Objective,
-    ledger: Ledger,
-    extra_history: list[dict[str, Any]] | None = None,
-) -> dict[str, Any]:
-    """The JSON ctx every hook receives (see bilevel.contract)."""
-    config = state["config"]
-    history = [
-        {
-            "trial": t["trial"],
-            "config": t["config"],
-            "changes": t["changes"],
-            "metric": t["metric"],
-            "status": t["status"],
-            "accepted": bool(t["accepted"]),
-        }
-        for t in ledger.trials(trace=state["trace"], limit=HISTORY_LIMIT)
-        if t["accepted"] is not None
-    ] + (extra_history or [])
-    incumbent = state["incumbent"]
-    return {
-        "iteration": state["iteration"],
-        "cycle": state["cycle_index"],
-        "evaluations_left": state["evals_left"],
-        "slots": min(config["slots"], max(1, state["evals_left"])),
-        "seed": config["seed"],
-        "direction": objective.direction,
-        "space": objective.space.to_json(),
-        "baseline": {"config": state["baseline"]["config"], "metric": state["baseline"]["metric"]},
-        "incumbent": {"config": incumbent["config"], "metric": incumbent["metric"]},
-        "history": history[-HISTORY_LIMIT:],
-        "frozen": list(state["inner_params"].get("frozen", [])),
-        "neighbors": objective.space.neighbors(incumbent["config"]),
-        "memory": {},
-    }
 
 
 def call_seed(seed: int, key: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}:{key}".encode()).digest()[:4], "big")
 
 
-async def call_hook(
-    context: Context,
-    ledger: Ledger,
-    mechanism: Mechanism,
-    hook: str,
-    args: list[Any],
-    *,
-    key: str,
-    cycle: int,
-    iteration: int,
-    timeout_s: float,
-) -> Any:
-    """Run one hook of the mechanism; on any failure use the default. Mutates mechanism memory.
+class Slots:
+    """One node execution's view of the run: its ledger, objective and mechanism (a copy whose
+    memory the hooks update; the node returns it as its state update)."""
 
-    args ends with ctx; its memory is replaced by the mechanism's own before the call.
-    """
-    default = call_default(hook, copy.deepcopy(args))
-    if hook not in mechanism["hooks"]:
-        return default
-    args[-1]["memory"] = mechanism["memory"]
-    pool = await context.sandbox()
-    result = await pool.call(
-        mechanism["source"], hook, args, seed=call_seed(args[-1]["seed"], key), timeout_s=timeout_s
-    )
-    outcome, error, value = result.outcome, result.error, default
-    if outcome == "ok":
-        try:
-            value = check_result(hook, result.value, args)
-            if isinstance(result.memory, dict):
-                mechanism["memory"] = result.memory
-        except HookTypeError as exc:
-            outcome, error, value = "bad_type", str(exc), default
-    ledger.add_hook_call(
-        {
-            "key": key,
-            "mechanism": mechanism["id"],
-            "hook": hook,
-            "cycle": cycle,
-            "iteration": iteration,
-            "outcome": outcome,
-            "changed": int(value != default),
-            "error": (error or "")[:500] or None,
-            "ms": round(result.ms, 3),
+    def __init__(
+        self, context: Context, ledger: AsyncLedger, objective: Objective, state: BilevelState
+    ) -> None:
+        self.context, self.ledger, self.objective, self.state = context, ledger, objective, state
+        self.mechanism: Mechanism = copy.deepcopy(state["mechanism"])
+        self.cycle, self.iteration = state["cycle_index"], state["iteration"]
+
+    @classmethod
+    async def open(cls, runtime: Any, state: BilevelState) -> Slots:
+        context = context_of(runtime)
+        ledger = await context.aledger(state["run_dir"])
+        return cls(context, ledger, context.objective(state["config"]), state)
+
+    async def ctx(
+        self,
+        incumbent: Point | None = None,
+        extra_history: list[dict[str, Any]] | None = None,
+        before: int | None = None,
+    ) -> dict[str, Any]:
+        """The JSON ctx every hook receives (see bilevel.contract).
+
+        History holds the trace's trials with ids below `before` (default: the next unassigned
+        id): a replayed node must not see trials that its first execution went on to record.
+        """
+        state, space = self.state, self.objective.space
+        incumbent = incumbent or state["incumbent"]
+        trials = await self.ledger.trials(
+            trace=state["trace"], limit=HISTORY_LIMIT, before=before or state["next_trial"]
+        )
+        history = [
+            {
+                "trial": t["trial"],
+                "config": t["config"],
+                "changes": t["changes"],
+                "metric": t["metric"],
+                "status": t["status"],
+                "accepted": bool(t["accepted"]),
+                "source": t["source"],
+            }
+            for t in trials
+        ] + (extra_history or [])
+        return {
+            "iteration": state["iteration"],
+            "cycle": state["cycle_index"],
+            "evaluations_left": state["evals_left"],
+            "slots": min(state["config"]["slots"], max(1, state["evals_left"])),
+            "seed": state["config"]["seed"],
+            "direction": self.objective.direction,
+            "space": space.to_json(),
+            "baseline": {
+                "config": state["baseline"]["config"],
+                "metric": state["baseline"]["metric"],
+            },
+            "incumbent": {"config": incumbent["config"], "metric": incumbent["metric"]},
+            "history": history[-HISTORY_LIMIT:],
+            "frozen": list(state["inner_params"].get("frozen", [])),
+            "neighbors": space.neighbors(incumbent["config"]),
+            "memory": {},
         }
-    )
-    return value
+
+    async def call(self, hook: str, args: list[Any], key: str) -> Any:
+        """Run one hook of the mechanism; on any failure use the default, and record the call.
+
+        args ends with ctx, whose memory becomes the mechanism's own for the call.
+        """
+        mech = self.mechanism
+        default = call_default(hook, args)
+        if hook not in mech["hooks"]:
+            return default
+        key = f"{self.iteration}:{key}"
+        args[-1]["memory"] = mech["memory"]
+        pool = await self.context.sandbox()
+        result = await pool.call(
+            mech["source"],
+            hook,
+            args,
+            seed=call_seed(args[-1]["seed"], key),
+            timeout_s=self.state["config"]["hook_timeout_s"],
+        )
+        outcome, error, value = result.outcome, result.error, default
+        if outcome == "ok":
+            try:
+                value = check_result(hook, result.value, args)
+                if isinstance(result.memory, dict):
+                    mech["memory"] = result.memory
+            except HookTypeError as exc:
+                outcome, error, value = "bad_type", str(exc), default
+        await self.ledger.add_hook_call(
+            {
+                "key": key,
+                "mechanism": mech["id"],
+                "hook": hook,
+                "cycle": self.cycle,
+                "iteration": self.iteration,
+                "outcome": outcome,
+                "changed": int(value != default),
+                "error": (error or "")[:500] or None,
+                "ms": round(result.ms, 3),
+            }
+        )
+        return value

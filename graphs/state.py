@@ -34,7 +34,7 @@ class Assignment(TypedDict):
 
 
 class InputState(TypedDict, total=False):
-    """What a caller (CLI, Python, Studio) gives: the rest is derived in `setup`."""
+    """What a caller (CLI, Python, Studio) gives: RunConfig's fields and the run directory."""
 
     objective: str
     arm: str
@@ -44,6 +44,9 @@ class InputState(TypedDict, total=False):
     slots: int
     objective_options: dict[str, Any]
     mechanism_source: str | None
+    hook_timeout_s: float
+    researcher: str
+    meta: str
     run_dir: str
 
 

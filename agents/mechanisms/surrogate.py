@@ -71,9 +71,9 @@ def propose(ctx):
     for t in ctx.get("history") or []:
         tried.add(repr(sorted((t.get("config") or {}).items())))
     pool, seen = [], set()
-    for _ in range(POOL * 6):
-        if len(pool) >= POOL:
-            break
+    tries = 0
+    while len(pool) < POOL and tries < POOL * 6:
+        tries = tries + 1
         size = 2 if random.random() < PAIR_SHARE and len(moves) > 1 else 1
         picked = random.sample(moves, size)
         changes = {}

@@ -326,7 +326,7 @@ def test_hooks_follow_contract(path, name):
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
 def test_source_follows_sandbox_rules(path):
     source = path.read_text()
-    assert len(source.splitlines()) < 150
+    assert len(source.splitlines()) < 200
     tree = ast.parse(source)
     assert ast.get_docstring(tree), "a module docstring first"
     compile_restricted(source, str(path), "exec")  # raises SyntaxError on a policy violation

@@ -1,0 +1,76 @@
+"""What the outer loop measures after each cycle, and the adoption rule it applies."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from bilevel.graphs.state import BilevelState
+from bilevel.ledger import Ledger
+
+
+def improvement(start: float | None, end: float | None, direction: str) -> float:
+    """How much better end is than start (positive = better)."""
+    if end is None:
+        return 0.0
+    if start is None:
+        return abs(end) or 1.0
+    return start - end if direction == "minimize" else end - start
+
+
+def config_key(config: dict[str, Any]) -> str:
+    return repr(sorted(config.items()))
+
+
+def assess_cycle(
+    state: BilevelState, ledger: Ledger, direction: str, names: list[str]
+) -> dict[str, Any]:
+    """Per-cycle improvement, accept rate, repeats, fixation, untouched and flat parameters,
+    hook calls. Blocking (SQLite): call it from a worker thread in async code."""
+    cycle = state["cycle_index"]
+    trace = ledger.trials(trace=state["trace"], before=state["next_trial"])
+    trials = [t for t in trace if t["cycle"] == cycle and t["trial"] > 0]
+    seen = {config_key(t["config"]) for t in trace if t["cycle"] < cycle or t["trial"] == 0}
+    repeats = 0
+    for t in trials:
+        repeats += config_key(t["config"]) in seen
+        seen.add(config_key(t["config"]))
+    changed = Counter(n for t in trials for n in t["changes"])
+    effects: dict[str, list[float]] = {}
+    before_metric = None
+    for t in trace:  # |metric - incumbent's metric when proposed|, per changed parameter
+        if t["cycle"] == cycle and t["status"] == "ok" and before_metric is not None:
+            for n in t["changes"]:
+                effects.setdefault(n, []).append(abs(t["metric"] - before_metric))
+        if t["incumbent_metric"] is not None:
+            before_metric = t["incumbent_metric"]
+    gained = {n for t in trials if t["accepted"] for n in t["changes"]}
+    touched = {n for t in trace for n in t["changes"]}
+    frozen = set(state["inner_params"]["frozen"])
+    calls = ledger.query(
+        "SELECT hook, COUNT(*) AS n, SUM(changed) AS changed FROM hook_calls "
+        "WHERE cycle = ? GROUP BY hook",
+        (cycle,),
+    )
+    return {
+        "cycle": cycle,
+        "trials": len(trials),
+        "accepted": sum(bool(t["accepted"]) for t in trials),
+        "improvement": improvement(
+            state["cycle_start_metric"], state["incumbent"]["metric"], direction
+        ),
+        "repeat_rate": repeats / len(trials) if trials else 0.0,
+        "fixation": max(changed.values()) / sum(changed.values()) if changed else 0.0,
+        "untouched": [n for n in names if n not in touched and n not in frozen],
+        "changed_without_gain": [n for n, c in changed.most_common() if c >= 2 and n not in gained],
+        "changed": dict(changed),
+        "sensitivity": {n: sum(v) / len(v) for n, v in sorted(effects.items())},
+        "metric": state["incumbent"]["metric"],
+        "hook_calls": {r["hook"]: {"calls": r["n"], "changed": r["changed"] or 0} for r in calls},
+    }
+
+
+def adopt_rule(gain: float, previous_gain: float) -> bool:
+    """The default adoption rule: the cycle under the new mechanism was not worse than the
+    previous one -- it improved the incumbent, or improved at least as much as before."""
+    return gain > 0 or gain >= previous_gain

@@ -1,0 +1,140 @@
+"""The first node: validate the config, claim the run directory, install the first mechanism,
+evaluate the baseline."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.runtime import Runtime
+
+from bilevel.agents import meta_researcher
+from bilevel.config import InnerParams, RunConfig
+from bilevel.graphs.context import Context, context_of
+from bilevel.graphs.inner import run_trial
+from bilevel.graphs.state import BilevelState, InputState, Mechanism
+from bilevel.ledger import AsyncLedger, Ledger
+from bilevel.results import write_results
+from bilevel.sandbox.validation import validate_mechanism
+
+
+class RunDirConflict(ValueError):
+    """The run directory holds a different run."""
+
+
+def default_mechanism() -> Mechanism:
+    return {
+        "id": "default",
+        "name": "default",
+        "source": meta_researcher.DEFAULT_SOURCE,
+        "hooks": [],
+        "memory": {},
+        "parent": None,
+        "status": "default",
+    }
+
+
+def mechanism_row(
+    mech: Mechanism,
+    origin: str,
+    cycle: int,
+    diff: str,
+    params: dict[str, Any],
+    validation: dict[str, Any] | None,
+) -> dict[str, Any]:
+    return {
+        "id": mech["id"],
+        "name": mech["name"],
+        "origin": origin,
+        "parent": mech["parent"],
+        "cycle": cycle,
+        "source": mech["source"],
+        "diff": diff,
+        "params": params,
+        "validation": validation,
+        "status": mech["status"],
+        "effect": None,
+    }
+
+
+def claim_run_dir(ledger: Ledger, config: RunConfig) -> None:
+    """Record the run's config in its ledger, or refuse a directory that holds another run."""
+    mine = config.model_dump()
+    theirs = ledger.get_meta("config")
+    if theirs is None:
+        ledger.set_meta("config", mine)
+    elif theirs != mine:
+        raise RunDirConflict(
+            f"run dir {ledger.path.parent} belongs to another run "
+            f"(objective {theirs['objective']}, arm {theirs['arm']}, seed {theirs['seed']}): "
+            "resume it with `bilevel resume` or choose another --run-dir"
+        )
+
+
+async def install_user_mechanism(context: Context, ledger: AsyncLedger, source: str) -> Mechanism:
+    """`--mechanism FILE`: validated like generated code; the default stays if it is rejected."""
+    report = await validate_mechanism(await context.sandbox(), source)
+    mech: Mechanism = {
+        "id": "user",
+        "name": "user",
+        "source": source,
+        "hooks": report.hooks,
+        "memory": {},
+        "parent": "default",
+        "status": "installed",
+    }
+    status = "installed" if report.ok else "rejected"
+    diff = meta_researcher.diff("", source, "default", "user")
+    await ledger.add_mechanism(
+        mechanism_row({**mech, "status": status}, "file", 0, diff, {}, report.to_json())
+    )
+    return mech if report.ok else default_mechanism()
+
+
+async def setup(
+    state: InputState, runtime: Runtime[Context], config: RunnableConfig
+) -> BilevelState:
+    context = context_of(runtime)
+    fields = {k: v for k, v in state.items() if k in RunConfig.model_fields and v is not None}
+    run_config = RunConfig(**fields)
+    thread = (config.get("configurable") or {}).get("thread_id", "default")
+    run_dir = os.path.abspath(state.get("run_dir") or os.path.join("runs", str(thread)))
+    ledger = await context.aledger(run_dir)
+    await asyncio.to_thread(claim_run_dir, ledger.sync, run_config)
+    cfg = run_config.model_dump()
+    mechanism = default_mechanism()
+    await ledger.add_mechanism(mechanism_row(mechanism, "builtin", 0, "", {}, None))
+    if run_config.mechanism_source:
+        mechanism = await install_user_mechanism(context, ledger, run_config.mechanism_source)
+    context.report({"event": "setup", "run_dir": run_dir, "total": run_config.evaluations})
+    defaults = context.objective(cfg).space.defaults()
+    baseline = {
+        "trial": 0,
+        "config": defaults,
+        "changes": {},
+        "source": "baseline",
+        "description": "baseline",
+    }
+    partial = {"run_dir": run_dir, "config": cfg, "trace": 0, "cycle_index": 0, "iteration": 0}
+    trial = await run_trial(context, ledger, partial, baseline, defaults, mechanism["id"])
+    await ledger.set_accepted(0, True, trial["metric"])
+    await asyncio.to_thread(write_results, run_dir, ledger.sync)
+    point = {"config": defaults, "metric": trial["metric"], "trial": 0}
+    return {
+        **partial,
+        "next_trial": 1,
+        "cycle_iteration": 0,
+        "evals_left": run_config.iterations * run_config.slots,
+        "baseline": point,
+        "incumbent": point,
+        "cycle_start_metric": trial["metric"],
+        "mechanism": mechanism,
+        "previous_mechanism": None,
+        "candidate_mechanism": None,
+        "inner_params": InnerParams().model_dump(),
+        "meta_memory": {},
+        "assessment": {},
+        "done": False,
+    }

@@ -1,0 +1,45 @@
+"""Shared test helpers: run the real CLI, read ledgers for comparison."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from bilevel.ledger import TIMING_COLUMNS
+
+BILEVEL = [sys.executable, "-m", "bilevel.cli"]
+TABLES = ("trials", "notes", "mechanisms", "cycles", "hook_calls")
+
+
+def bilevel(*args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
+    proc = subprocess.run(
+        [*BILEVEL, *args], capture_output=True, text=True, timeout=timeout, env=env
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"bilevel {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+        )
+    return proc
+
+
+def show_json(run_dir: Path) -> dict[str, Any]:
+    return json.loads(bilevel("show", str(run_dir), "--json").stdout)
+
+
+def ledger_rows(run_dir: Path) -> dict[str, list[tuple]]:
+    """Every ledger table without its timing columns, in key order."""
+    db = sqlite3.connect(run_dir / "ledger.sqlite")
+    out = {}
+    for table in TABLES:
+        cols = [
+            r[1] for r in db.execute(f"PRAGMA table_info({table})") if r[1] not in TIMING_COLUMNS
+        ]
+        out[table] = db.execute(f"SELECT {', '.join(cols)} FROM {table} ORDER BY 1").fetchall()
+    db.close()
+    return out
