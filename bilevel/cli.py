@@ -170,16 +170,15 @@ def objectives() -> None:
 
 
 def print_summary(s: dict[str, Any]) -> None:
-    from bilevel.agents import meta_researcher, researcher
-
     out.print(f"[bold]{s['run_dir']}[/bold]")
     out.print(
         f"objective {s['objective']}  arm {s['arm']}  seed {s['seed']}  "
         f"trials {s['trials']}/{s['budget']}  cycles {s['cycles']}"
     )
-    out.print(f"researcher: {researcher.LABEL}")
+    labels = s["labels"]
+    out.print(f"researcher: {labels.get('researcher', s['researcher'])}")
     if s["arm"] in ("mechanism", "full", "params"):
-        out.print(f"meta-researcher: {meta_researcher.LABEL}")
+        out.print(f"meta-researcher: {labels.get('meta', s['meta'])}")
     out.print(
         f"baseline {fmt(s['baseline_metric'])}  best {fmt(s['best_metric'])}  "
         f"improvement {fmt(s['improvement'])}"

@@ -49,6 +49,7 @@ def summary_of(ledger: Ledger) -> dict[str, Any]:
         "seed": config.get("seed"),
         "researcher": config.get("researcher"),
         "meta": config.get("meta"),
+        "labels": ledger.get_meta("labels") or {},
         "direction": direction,
         "trials": len(trials),
         "budget": 1 + config.get("iterations", 0) * config.get("slots", 1),

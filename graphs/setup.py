@@ -10,7 +10,7 @@ from typing import Any
 from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
 
-from bilevel.agents import meta_researcher
+from bilevel.agents import meta_researcher, researcher
 from bilevel.config import InnerParams, RunConfig
 from bilevel.graphs.context import Context, context_of
 from bilevel.graphs.inner import run_trial
@@ -103,6 +103,7 @@ async def setup(
     run_dir = os.path.abspath(state.get("run_dir") or os.path.join("runs", str(thread)))
     ledger = await context.aledger(run_dir)
     await asyncio.to_thread(claim_run_dir, ledger.sync, run_config)
+    await ledger.set_meta("labels", {"researcher": researcher.LABEL, "meta": meta_researcher.LABEL})
     cfg = run_config.model_dump()
     mechanism = default_mechanism()
     await ledger.add_mechanism(mechanism_row(mechanism, "builtin", 0, "", {}, None))

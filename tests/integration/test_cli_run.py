@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from bilevel.results import COLUMNS
 from tests.helpers import bilevel, show_json
 
 pytestmark = pytest.mark.slow
@@ -23,7 +24,8 @@ def test_default_run_is_a_full_bilevel_run(tmp_path: Path):
     assert adopted and any(sum(m["hook_calls"].values()) > 0 for m in adopted)
     assert summary["improvement"] > 0
     lines = (run_dir / "results.tsv").read_text().splitlines()
-    assert lines[0].split("\t")[:9] == [
+    assert lines[0] == "\t".join(COLUMNS)
+    assert {
         "trial",
         "cycle",
         "iteration",
@@ -31,9 +33,9 @@ def test_default_run_is_a_full_bilevel_run(tmp_path: Path):
         "status",
         "accepted",
         "mechanism",
-        "source",
         "changes",
-    ]
+        "description",
+    } <= set(COLUMNS)
     assert len(lines) == 1 + summary["trials"]
     assert [int(line.split("\t")[0]) for line in lines[1:]] == list(range(summary["trials"]))
 
