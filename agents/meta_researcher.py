@@ -120,7 +120,8 @@ def choose_mechanism(
     total = sum(s["n"] for s in stats.values()) + 1
     bonus_for = {m for s in symptoms(assessment) for m in SYMPTOMS[s]}
     scores = {}
-    for name in lib:
+    rejected = memory.get("rejected", {})
+    for name in (n for n in lib if n not in rejected):
         s = stats.get(name)
         ucb = (
             s["reward"] / s["n"] + EXPLORATION * math.sqrt(math.log(total) / s["n"])
@@ -128,6 +129,8 @@ def choose_mechanism(
             else 1.0 + EXPLORATION
         )  # untried mechanisms first
         scores[name] = ucb + (SYMPTOM_BONUS if name in bonus_for else 0.0) + rng.random() * 1e-3
+    if not scores:
+        return None
     name = max(scores, key=scores.__getitem__)
     base = constants(lib[name])
     known = stats.get(name, {}).get("best")
@@ -136,6 +139,11 @@ def choose_mechanism(
     if name == current and known == values:
         return None
     return name, values, source
+
+
+def reject(memory: dict[str, Any], name: str, reason: str) -> None:
+    """Validation refused this mechanism: remember why, and do not offer it again this run."""
+    memory.setdefault("rejected", {})[name] = reason
 
 
 def credit(memory: dict[str, Any], name: str, values: dict[str, Any], reward: float) -> None:

@@ -159,6 +159,35 @@ def show(
         print_summary(summary)
 
 
+mechanism_app = typer.Typer(no_args_is_help=True, help="Work with mechanism source files.")
+app.add_typer(mechanism_app, name="mechanism")
+
+
+@mechanism_app.command("check")
+def mechanism_check(
+    file: Annotated[Path, typer.Argument(help="A mechanism source file.")],
+    timeout: Annotated[float, typer.Option(help="Seconds one hook call may take.")] = 1.0,
+) -> None:
+    """Validate a mechanism exactly as generated code is validated; exit 1 if it is rejected."""
+    if not file.is_file():
+        fail(f"mechanism file {file} does not exist")
+    report = asyncio.run(_validate(file.read_text(), timeout))
+    if report.ok:
+        hooks = ", ".join(report.hooks) or "none (the default mechanism)"
+        out.print(f"accepted: {file} (hooks: {hooks}; {report.checks} checks passed)")
+        return
+    out.print(f"rejected: {file}: {report.reason}", highlight=False)
+    raise typer.Exit(1)
+
+
+async def _validate(source: str, timeout: float) -> Any:
+    from bilevel.sandbox.pool import SandboxPool
+    from bilevel.sandbox.validation import validate_mechanism
+
+    async with SandboxPool(workers=1) as pool:
+        return await validate_mechanism(pool, source, timeout_s=timeout)
+
+
 @app.command()
 def objectives() -> None:
     """List registered objectives: name, metric, direction, parameter count."""

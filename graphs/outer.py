@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 from typing import Any, Literal
 
 from langgraph.graph import END, START, StateGraph
@@ -172,8 +173,15 @@ async def adopt(state: BilevelState, runtime: Runtime[Context]) -> dict[str, Any
 
 
 async def revert(state: BilevelState, runtime: Runtime[Context]) -> dict[str, Any]:
-    """The candidate failed validation: it never reaches the inner loop; the current one stays."""
-    return {"candidate_mechanism": None}
+    """The candidate failed validation: it never reaches the inner loop; the current one stays.
+    The meta-researcher is told why, so it does not propose the same thing again."""
+    cand = state["candidate_mechanism"]
+    ledger = await context_of(runtime).aledger(state["run_dir"])
+    rows = await ledger.query("SELECT validation FROM mechanisms WHERE id = ?", (cand["id"],))
+    reason = json.loads(rows[0]["validation"] or "{}").get("reason") if rows else None
+    memory = copy.deepcopy(state["meta_memory"])
+    meta_researcher.reject(memory, cand["name"], reason or "rejected by validation")
+    return {"candidate_mechanism": None, "meta_memory": memory}
 
 
 def build_bilevel_graph() -> StateGraph:
