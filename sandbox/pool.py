@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import os
 import signal
 import sys
@@ -22,6 +23,9 @@ Outcome = str  # "ok" | "error" | "policy" | "timeout" | "crash" | "too_large"
 
 START_TIMEOUT_S = 15.0  # a cold interpreter on a loaded machine can take seconds
 CLOSE_GRACE_S = 1.0
+
+log = logging.getLogger("bilevel.sandbox")
+_warned_no_seccomp = False  # once per process, not per worker: every respawn would repeat it
 
 
 @dataclass
@@ -71,6 +75,27 @@ def _worker_env() -> dict[str, str]:
     return {"PYTHONPATH": path, "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
 
 
+def _parse_ready(line: bytes) -> dict[str, Any] | None:
+    try:
+        ready = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(ready, dict) or ready.get("ok") is not True or ready.get("ready") is not True:
+        return None
+    return ready
+
+
+def _warn_no_seccomp(why: str) -> None:
+    global _warned_no_seccomp
+    if not _warned_no_seccomp:
+        _warned_no_seccomp = True
+        log.warning(
+            "sandbox workers run without a seccomp filter (%s); policy, rlimits and "
+            "timeouts still apply",
+            why,
+        )
+
+
 class _Worker:
     """One slot of the pool; proc is None until first use or after a kill."""
 
@@ -78,6 +103,7 @@ class _Worker:
         self.proc: asyncio.subprocess.Process | None = None
         self.seen: set[str] = set()
         self.calls = 0
+        self.seccomp: bool | None = None  # from the ready line; None until started
 
     @property
     def alive(self) -> bool:
@@ -180,11 +206,15 @@ class SandboxPool:
                 line = await proc.stdout.readline()
         except TimeoutError:
             line = b""
-        if not line.startswith(b'{"ok":true,"ready":true}'):
+        ready = _parse_ready(line)
+        if ready is None:
             await self._kill(slot)
             err = await proc.stderr.read() if proc.stderr is not None else b""
             last = err.decode(errors="replace").strip().splitlines()[-1:] or ["no ready line"]
             raise _Fault("crash", f"sandbox worker failed to start: {last[0]}")
+        slot.seccomp = ready.get("seccomp") is True
+        if not slot.seccomp:
+            _warn_no_seccomp(str(ready.get("why") or "not reported"))
 
     # --- requests ------------------------------------------------------------------------
 
@@ -315,6 +345,10 @@ class SandboxPool:
         if not reply["ok"]:
             return InspectResult(False, {}, str(reply.get("error")))
         return InspectResult(True, reply.get("hooks", {}), None, reply.get("functions", []))
+
+    def seccomp(self) -> list[bool]:
+        """Whether each live worker reported its seccomp filter installed."""
+        return [slot.seccomp is True for slot in self._slots if slot.alive]
 
     def pids(self) -> list[int]:
         """Process ids of the live workers (for tests and diagnostics)."""

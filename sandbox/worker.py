@@ -1,7 +1,8 @@
 """Sandbox worker: runs mechanism hooks for the parent pool, one JSON line in, one JSON line out.
 
 Run as `python -m bilevel.sandbox.worker PARENT_PID`. The process confines itself before it
-reads the first request, says `{"ok": true, "ready": true}`, then serves until stdin closes.
+reads the first request, says `{"ok": true, "ready": true, "seccomp": bool, "why": str}` (why
+only without seccomp), then serves until stdin closes.
 
 Requests and replies (one line of JSON each):
   {"op": "call", "hash": H, "source": S?, "hook": name, "args": [...], "seed": int}
@@ -18,6 +19,7 @@ import inspect
 import json
 import os
 import random
+import signal
 import sys
 import tempfile
 import types
@@ -25,11 +27,11 @@ from collections import OrderedDict
 from typing import IO, Any
 
 from bilevel.contract import HOOKS
+from bilevel.sandbox import seccomp
 from bilevel.sandbox.policy import FILENAME, PolicyError, compile_mechanism, restricted_globals
 
 CACHE_SIZE = 32  # compiled modules kept per worker; the parent resends evicted sources
 MAX_ERROR_CHARS = 500
-READY = b'{"ok":true,"ready":true}\n'
 
 # Resource limits. CPU is per process lifetime, and workers are persistent (recycled by the
 # pool after many calls), so it is a backstop against a runaway worker, not a per-call limit:
@@ -88,6 +90,10 @@ def _enter_empty_dir() -> None:
 
 
 def _set_limits() -> None:
+    # With RLIMIT_FSIZE at 0 a write to a regular file raises SIGXFSZ, whose default action
+    # kills the process; ignored, the write fails with EFBIG and the hook gets an error.
+    if hasattr(signal, "SIGXFSZ"):
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     try:
         import resource
     except ImportError:  # not POSIX: the pool's timeout is the only limit
@@ -113,11 +119,17 @@ def _set_limits() -> None:
             pass  # e.g. RLIMIT_NPROC refused in some containers; the other limits still hold
 
 
-def _install_seccomp() -> None:
-    """Placeholder for a seccomp filter (read/write on the protocol fds, mmap, exit...).
+def _install_seccomp() -> bytes:
+    """Install the syscall filter and return the ready line that reports it.
 
-    Installed last, after every file the worker needs is open and every module imported.
+    Installed last, after every file the worker needs is open and every module imported:
+    nothing the worker does from here on needs a denied syscall.
     """
+    ok, why = seccomp.install()
+    ready: dict[str, Any] = {"ok": True, "ready": True, "seccomp": ok}
+    if not ok:
+        ready["why"] = why
+    return _encode(ready)
 
 
 # --- mechanisms ------------------------------------------------------------------------------
@@ -267,8 +279,8 @@ def main() -> None:
     proto_in, proto_out = _claim_protocol_fds()
     _enter_empty_dir()
     _set_limits()
-    _install_seccomp()
-    proto_out.write(READY)
+    ready = _install_seccomp()
+    proto_out.write(ready)
     proto_out.flush()
     serve(proto_in, proto_out)
 

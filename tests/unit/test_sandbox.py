@@ -154,6 +154,13 @@ async def test_worker_is_confined(pool: SandboxPool) -> None:
     }
 
 
+async def test_worker_ignores_sigxfsz(pool: SandboxPool) -> None:
+    # RLIMIT_FSIZE=0 must make a file write fail, not kill the worker with SIGXFSZ.
+    status = Path(f"/proc/{pool.pids()[0]}/status").read_text()
+    ignored = int(next(line for line in status.splitlines() if line.startswith("SigIgn:"))[7:], 16)
+    assert ignored & (1 << (signal.SIGXFSZ - 1))
+
+
 async def test_close_leaves_no_processes() -> None:
     pool = SandboxPool(workers=3)
     await pool.start()
