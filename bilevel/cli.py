@@ -16,7 +16,8 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
-from bilevel.config import ARMS, RunConfig, first_error
+from bilevel.agents.local_llm import LocalModelError
+from bilevel.config import ARMS, LLMSettings, RunConfig, first_error
 from bilevel.graphs.setup import RunDirConflict
 from bilevel.objectives import UnknownObjective, registered
 from bilevel.progress import RunProgress
@@ -37,7 +38,12 @@ USER_ERRORS = (
     NotARunDir,
     FileNotFoundError,
     ValueError,
+    LocalModelError,
 )
+
+
+def llm_option(text: str) -> Any:
+    return typer.Option(help=text, rich_help_panel="LLM")
 
 
 def fail(message: str) -> NoReturn:
@@ -82,6 +88,28 @@ def run(
         float, typer.Option(help="Seconds one mechanism hook call may take.")
     ] = 1.0,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    llm: Annotated[str, llm_option("none | local | openai:<model> | <base URL>.")] = "none",
+    llm_model: Annotated[str | None, llm_option("Model name on a URL server.")] = None,
+    researcher: Annotated[str | None, llm_option("prior | llm (default: llm when --llm).")] = None,
+    meta: Annotated[str | None, llm_option("library | llm (default: llm when --llm).")] = None,
+    researcher_model: Annotated[str | None, llm_option("Model of the researcher.")] = None,
+    meta_model: Annotated[str | None, llm_option("Model of the meta-researcher.")] = None,
+    fallback_model: Annotated[str | None, llm_option("Tried once when the model fails.")] = None,
+    api_key_env: Annotated[str, llm_option("Variable holding the API key.")] = "OPENAI_API_KEY",
+    temperature: Annotated[float, llm_option("Sampling temperature.")] = 0.7,
+    max_tokens: Annotated[int, llm_option("Tokens per reply.")] = 1024,
+    structured_output: Annotated[
+        str, llm_option("auto | json_schema | function_calling | json_mode.")
+    ] = "auto",
+    token_budget: Annotated[
+        int | None, llm_option("Stop LLM calls after this many tokens.")
+    ] = None,
+    cost_budget: Annotated[float | None, llm_option("Stop LLM calls past this many USD.")] = None,
+    price_in: Annotated[float, llm_option("USD per 1M input tokens (for cost).")] = 0.0,
+    price_out: Annotated[float, llm_option("USD per 1M output tokens (for cost).")] = 0.0,
+    repair_rounds: Annotated[int, llm_option("Repair rounds for a rejected mechanism.")] = 2,
+    gguf: Annotated[str | None, llm_option("GGUF model file for --llm local.")] = None,
+    approve: Annotated[bool, llm_option("Ask before adopting each mechanism.")] = False,
 ) -> None:
     """Run a bilevel search (no LLM or API key needed: the prior researcher and library meta)."""
     if arm not in ARMS:
@@ -104,6 +132,26 @@ def run(
             mechanism_source=source,
             hook_timeout_s=hook_timeout,
             objective_options=parse_options(objective_opt or []),
+            researcher=researcher or ("llm" if llm != "none" else "prior"),
+            meta=meta or ("llm" if llm != "none" else "library"),
+            approve=approve,
+            llm=LLMSettings(
+                provider=llm,
+                model=llm_model,
+                researcher_model=researcher_model,
+                meta_model=meta_model,
+                fallback_model=fallback_model,
+                api_key_env=api_key_env,
+                temperature=temperature,
+                max_tokens=max_tokens,
+                structured_output=structured_output,
+                token_budget=token_budget,
+                cost_budget_usd=cost_budget,
+                price_in_per_mtok=price_in,
+                price_out_per_mtok=price_out,
+                repair_rounds=repair_rounds,
+                gguf=gguf,
+            ),
         )
     except ValidationError as exc:
         fail(first_error(exc, prefix="--"))
@@ -118,13 +166,27 @@ def resume(
     """Continue a run that was interrupted: no trial lost, none evaluated twice."""
     from bilevel.runner import aresume
 
-    _execute(lambda progress: aresume(run_dir, progress=progress), json_out)
+    _execute(
+        lambda progress: aresume(run_dir, progress=progress, approver=approve_in_terminal), json_out
+    )
 
 
 async def _arun(config: RunConfig, run_dir: Path | None, progress: Any) -> dict[str, Any]:
     from bilevel.runner import arun
 
-    return await arun(config, run_dir, progress=progress)
+    return await arun(config, run_dir, progress=progress, approver=approve_in_terminal)
+
+
+async def approve_in_terminal(question: dict[str, Any]) -> str:
+    """--approve: show the mechanism's diff and validation, ask yes/no on the terminal."""
+    err.print(
+        f"\n[bold]mechanism {question['mechanism']}[/bold] passed validation "
+        f"({question['validation'].get('checks', '?')} checks). Diff:"
+    )
+    err.print(question["diff"] or "(no diff)", highlight=False, markup=False)
+    err.print("adopt it? [y/N] ", end="")
+    line = await asyncio.to_thread(sys.stdin.readline)
+    return "yes" if line.strip().lower() in ("y", "yes") else "no"
 
 
 def _execute(start: Any, json_out: bool) -> None:

@@ -28,6 +28,62 @@ class InnerParams(BaseModel):
     strategy: str = Field("", description="Free-text guidance for the researcher.")
 
 
+StructuredOutput = Literal["auto", "json_schema", "function_calling", "json_mode"]
+
+
+class LLMSettings(BaseModel):
+    """Which OpenAI-compatible server the `llm` researcher and meta-researcher talk to.
+
+    API keys are never part of the config (it is stored in the ledger): they come from the
+    environment variable named by api_key_env.
+    """
+
+    provider: str = Field("none", description="none | local | openai:<model> | <base URL>.")
+    model: str | None = Field(None, description="Model name for both roles (URL providers).")
+    researcher_model: str | None = Field(None, description="Model for the researcher.")
+    meta_model: str | None = Field(None, description="Model for the meta-researcher.")
+    fallback_model: str | None = Field(None, description="Tried once when the model fails.")
+    api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable with the key.")
+    temperature: float = Field(0.7, ge=0, le=2, description="Sampling temperature.")
+    max_tokens: int = Field(1024, ge=16, le=32768, description="Tokens per reply (honoured).")
+    structured_output: StructuredOutput = Field("auto", description="How replies are shaped.")
+    timeout_s: float = Field(120.0, gt=0, description="Seconds per request before retrying.")
+    retries: int = Field(3, ge=0, le=10, description="Retries on 429, 5xx, timeouts.")
+    token_budget: int | None = Field(None, ge=1, description="Stop LLM calls after this many.")
+    cost_budget_usd: float | None = Field(None, gt=0, description="Stop LLM calls past this.")
+    price_in_per_mtok: float = Field(0.0, ge=0, description="USD per 1M input tokens.")
+    price_out_per_mtok: float = Field(0.0, ge=0, description="USD per 1M output tokens.")
+    repair_rounds: int = Field(2, ge=0, le=10, description="Mechanism repair rounds.")
+    gguf: str | None = Field(None, description="GGUF file for --llm local (default SmolLM2).")
+
+    @model_validator(mode="after")
+    def _check(self) -> LLMSettings:
+        p = self.provider
+        if not (p in ("none", "local") or p.startswith(("openai:", "http://", "https://"))):
+            raise ValueError(f"--llm {p!r} is not one of: none, local, openai:<model>, <base URL>")
+        if p.startswith("openai:") and not p.removeprefix("openai:"):
+            raise ValueError("--llm openai:<model> needs a model name, e.g. openai:gpt-4o-mini")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.provider != "none"
+
+    def model_for(self, role: str) -> str:
+        specific = self.researcher_model if role == "researcher" else self.meta_model
+        if specific:
+            return specific
+        if self.provider.startswith("openai:"):
+            return self.provider.removeprefix("openai:")
+        return self.model or ("smollm2" if self.provider == "local" else "default")
+
+    def method(self) -> str:
+        """auto: OpenAI's own API takes json_schema; llama.cpp, vLLM, Ollama take JSON mode."""
+        if self.structured_output != "auto":
+            return self.structured_output
+        return "json_schema" if self.provider.startswith("openai:") else "json_mode"
+
+
 class RunConfig(BaseModel):
     """One bilevel run. Every arm has the same budget: 1 + iterations x slots evaluations."""
 
@@ -42,8 +98,10 @@ class RunConfig(BaseModel):
     cycle: int = Field(12, ge=1, le=100_000, description="Inner iterations per outer cycle.")
     seed: int = Field(0, ge=0, description="Seed for researcher, meta-researcher and noise.")
     slots: int = Field(1, ge=1, le=64, description="Evaluations run in parallel per iteration.")
-    researcher: Literal["prior"] = Field("prior", description="Who proposes experiments.")
-    meta: Literal["library"] = Field("library", description="Who writes mechanisms.")
+    researcher: Literal["prior", "llm"] = Field("prior", description="Who proposes experiments.")
+    meta: Literal["library", "llm"] = Field("library", description="Who writes mechanisms.")
+    llm: LLMSettings = Field(default_factory=LLMSettings, description="The LLM, if any.")
+    approve: bool = Field(False, description="Pause for a person before adopting a mechanism.")
     mechanism_source: str | None = Field(
         None, description="Mechanism installed at start (source text)."
     )
@@ -53,6 +111,11 @@ class RunConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> RunConfig:
+        if "llm" in (self.researcher, self.meta) and not self.llm.enabled:
+            raise ValueError(
+                "an llm researcher or meta-researcher needs --llm (local, "
+                "openai:<model> or a base URL)"
+            )
         if self.cycle > self.iterations:
             raise ValueError(
                 f"--cycle {self.cycle} is longer than --iterations {self.iterations}; "

@@ -44,6 +44,12 @@ CREATE TABLE IF NOT EXISTS cycles (
     start_metric REAL, end_metric REAL, improvement REAL NOT NULL, stats TEXT NOT NULL,
     decision TEXT
 );
+CREATE TABLE IF NOT EXISTS llm_calls (
+    key TEXT PRIMARY KEY, cycle INTEGER NOT NULL, iteration INTEGER NOT NULL,
+    node TEXT NOT NULL, role TEXT NOT NULL, purpose TEXT NOT NULL, model TEXT NOT NULL,
+    outcome TEXT NOT NULL, input_tokens INTEGER NOT NULL DEFAULT 0,
+    output_tokens INTEGER NOT NULL DEFAULT 0, cost REAL NOT NULL DEFAULT 0, error TEXT, ms REAL
+);
 CREATE TABLE IF NOT EXISTS hook_calls (
     key TEXT PRIMARY KEY, mechanism TEXT NOT NULL, hook TEXT NOT NULL, cycle INTEGER NOT NULL,
     iteration INTEGER NOT NULL, outcome TEXT NOT NULL, changed INTEGER NOT NULL,
@@ -172,6 +178,26 @@ class Ledger:
 
     def add_hook_call(self, row: dict[str, Any]) -> None:
         self._insert("hook_calls", row)
+
+    def add_llm_call(self, row: dict[str, Any]) -> None:
+        self._insert("llm_calls", row)
+
+    def llm_spent(self) -> tuple[int, float]:
+        """(tokens, USD) used by every LLM call of the run so far."""
+        row = self.query(
+            "SELECT COALESCE(SUM(input_tokens + output_tokens), 0) AS t, "
+            "COALESCE(SUM(cost), 0) AS c FROM llm_calls"
+        )[0]
+        return int(row["t"]), float(row["c"])
+
+    def llm_usage(self) -> dict[str, dict[str, Any]]:
+        """{node: {calls, failed, input_tokens, output_tokens, cost}}."""
+        rows = self.query(
+            "SELECT node, COUNT(*) AS calls, SUM(outcome != 'ok') AS failed, "
+            "SUM(input_tokens) AS input_tokens, SUM(output_tokens) AS output_tokens, "
+            "SUM(cost) AS cost FROM llm_calls GROUP BY node ORDER BY node"
+        )
+        return {r.pop("node"): r for r in rows}
 
     def hook_counts(self) -> dict[str, dict[str, int]]:
         """{mechanism: {hook: calls}}."""

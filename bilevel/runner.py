@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import Command
 
 from bilevel.config import RunConfig
-from bilevel.graphs.context import Context, ProgressFn
+from bilevel.graphs.context import ChatFactory, Context, ProgressFn
 from bilevel.graphs.outer import build_bilevel_graph
 from bilevel.graphs.setup import claim_run_dir
 from bilevel.ledger import LEDGER_FILE, Ledger
@@ -38,6 +40,9 @@ def graph_config(config: RunConfig) -> dict[str, Any]:
     return {"configurable": {"thread_id": THREAD_ID}, "recursion_limit": steps}
 
 
+Approver = Callable[[dict[str, Any]], Awaitable[str]]
+
+
 async def arun(
     config: RunConfig,
     run_dir: str | Path | None = None,
@@ -45,8 +50,13 @@ async def arun(
     resume: bool = False,
     progress: ProgressFn | None = None,
     pool: SandboxPool | None = None,
+    approver: Approver | None = None,
+    chat_factory: ChatFactory | None = None,
 ) -> dict[str, Any]:
-    """Run (or resume) to completion and return the summary that `bilevel show --json` prints."""
+    """Run (or resume) to completion and return the summary that `bilevel show --json` prints.
+
+    approver answers --approve's questions ("yes" adopts); without one every mechanism is declined.
+    """
     make_objective(config.objective, **config.objective_options)  # fail fast on a bad name
     run_dir = Path(run_dir or default_run_dir(config)).resolve()
     ledger = Ledger(run_dir / LEDGER_FILE)
@@ -54,36 +64,54 @@ async def arun(
     own_pool = pool is None
     pool = pool or SandboxPool()
     context = Context(pool=pool, progress=progress, ledgers={str(run_dir): ledger})
+    if chat_factory is not None:
+        context.chat_factory = chat_factory
     try:
         await pool.start()
         async with AsyncSqliteSaver.from_conn_string(str(run_dir / CHECKPOINT_FILE)) as saver:
             graph = build_graph(saver)
             cfg = graph_config(config)
-            # durability="sync": each step's checkpoint is on disk before the next step starts,
-            # so a SIGKILL resumes mid-cycle instead of replaying the cycle (and its LLM calls).
             snapshot = await graph.aget_state(cfg)
-            if resume and snapshot.values and not snapshot.next:
-                pass  # finished already
-            elif resume and snapshot.values:
-                await graph.ainvoke(None, cfg, context=context, durability="sync")
+            if not (resume and snapshot.values):
+                step: Any = {**config.model_dump(), "run_dir": str(run_dir)}
+            elif snapshot.interrupts:
+                step = Command(resume=await ask(approver, snapshot.interrupts[0].value))
             else:
-                payload = {**config.model_dump(), "run_dir": str(run_dir)}
-                await graph.ainvoke(payload, cfg, context=context, durability="sync")
+                step = None if snapshot.next else DONE
+            while step is not DONE:
+                # durability="sync": each step's checkpoint is on disk before the next starts,
+                # so a SIGKILL resumes mid-cycle instead of replaying the cycle (and its LLM calls).
+                await graph.ainvoke(step, cfg, context=context, durability="sync")
+                snapshot = await graph.aget_state(cfg)
+                step = (
+                    Command(resume=await ask(approver, snapshot.interrupts[0].value))
+                    if snapshot.interrupts
+                    else DONE
+                )
         ledger.set_meta("finished", True)
         return summary_of(ledger)
     finally:
-        context.close()
+        await context.aclose()
         if own_pool:
             await pool.close()
 
 
-async def aresume(run_dir: str | Path, progress: ProgressFn | None = None) -> dict[str, Any]:
+DONE = object()
+
+
+async def ask(approver: Approver | None, question: dict[str, Any]) -> str:
+    return "no" if approver is None else await approver(question)
+
+
+async def aresume(
+    run_dir: str | Path, progress: ProgressFn | None = None, approver: Approver | None = None
+) -> dict[str, Any]:
     ledger = open_ledger(run_dir)
     try:
         config = RunConfig(**ledger.get_meta("config"))
     finally:
         ledger.close()
-    return await arun(config, run_dir, resume=True, progress=progress)
+    return await arun(config, run_dir, resume=True, progress=progress, approver=approver)
 
 
 def run(config: RunConfig, run_dir: str | Path | None = None, **kwargs: Any) -> dict[str, Any]:

@@ -8,16 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bilevel.agents.llm import LLM, make_chat
+from bilevel.agents.local_llm import LocalServer
+from bilevel.config import LLMSettings
 from bilevel.ledger import LEDGER_FILE, AsyncLedger, Ledger
 from bilevel.objectives import Objective, make_objective, registered
 from bilevel.sandbox.pool import SandboxPool
 
 ProgressFn = Callable[[dict[str, Any]], None]
+ChatFactory = Callable[[LLMSettings, str, str | None], Any]
 
 
 @dataclass
@@ -26,6 +31,9 @@ class Context:
     progress: ProgressFn | None = None
     ledgers: dict[str, Ledger] = field(default_factory=dict)
     objectives: dict[str, Objective] = field(default_factory=dict)
+    chat_factory: ChatFactory = make_chat  # tests pass fake chat models here
+    chats: dict[tuple[str, str | None], Any] = field(default_factory=dict)
+    local: LocalServer | None = None
 
     async def aledger(self, run_dir: str) -> AsyncLedger:
         if run_dir not in self.ledgers:
@@ -47,6 +55,54 @@ class Context:
             await self.pool.start()
         return self.pool
 
+    async def base_url(self, settings: LLMSettings) -> str | None:
+        if settings.provider == "local":
+            if self.local is None:
+                self.local = LocalServer(settings.gguf)
+                await self.local.start()
+            return self.local.base_url
+        if settings.provider.startswith(("http://", "https://")):
+            return settings.provider
+        return None  # OpenAI itself (or OPENAI_BASE_URL)
+
+    async def llm(
+        self,
+        role: str,
+        settings: LLMSettings,
+        ledger: AsyncLedger,
+        cycle: int,
+        iteration: int,
+        node: str,
+    ) -> LLM:
+        """role's model, recording every request in the ledger's llm_calls under this node."""
+        base_url = await self.base_url(settings)
+
+        def chat(model: str) -> Any:
+            if (model, base_url) not in self.chats:
+                self.chats[(model, base_url)] = self.chat_factory(settings, model, base_url)
+            return self.chats[(model, base_url)]
+
+        async def record(row: dict[str, Any]) -> None:
+            await ledger.add_llm_call(
+                {
+                    "key": f"{cycle}:{iteration}:{node}:{uuid.uuid4().hex[:12]}",
+                    "cycle": cycle,
+                    "iteration": iteration,
+                    "node": node,
+                    "role": role,
+                    "input_tokens": 0,
+                    "output_tokens": 0,
+                    "cost": 0.0,
+                    "error": None,
+                    **row,
+                }
+            )
+
+        fallback = chat(settings.fallback_model) if settings.fallback_model else None
+        return LLM(
+            settings, role, chat(settings.model_for(role)), fallback, record, ledger.llm_spent
+        )
+
     def report(self, event: dict[str, Any]) -> None:
         if self.progress is not None:
             self.progress(event)
@@ -55,6 +111,13 @@ class Context:
         for ledger in self.ledgers.values():
             ledger.close()
         self.ledgers.clear()
+
+    async def aclose(self) -> None:
+        """Stop the local LLM server, if one was started, and close the ledgers."""
+        if self.local is not None:
+            await self.local.stop()
+            self.local = None
+        self.close()
 
 
 registered()  # import the built-in objectives now, not on the event loop
@@ -69,12 +132,12 @@ def context_of(runtime: Any) -> Context:
 
 
 def _close_shared() -> None:
-    SHARED.close()
-    if SHARED.pool is not None:
-        try:
+    try:
+        asyncio.run(SHARED.aclose())
+        if SHARED.pool is not None:
             asyncio.run(SHARED.pool.close())
-        except RuntimeError:
-            pass
+    except RuntimeError:
+        pass
 
 
 atexit.register(_close_shared)

@@ -13,8 +13,9 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Command, Send
 
-from bilevel.agents import researcher
+from bilevel.agents import llm_researcher, researcher
 from bilevel.agents.evaluator import eval_seed, evaluate
+from bilevel.config import LLMSettings
 from bilevel.graphs.context import Context, context_of
 from bilevel.graphs.slots import Slots
 from bilevel.graphs.state import Assignment, BilevelState
@@ -65,15 +66,33 @@ async def research(state: BilevelState, runtime: Runtime[Context]) -> dict[str, 
     proposed = await slots.call("propose", [ctx], key="propose")
     params = state["inner_params"]
     history = await slots.ledger.trials(trace=state["trace"], before=state["next_trial"])
-    own = researcher.propose(
-        slots.objective.space,
-        state["incumbent"]["config"],
-        history,
-        params["frozen"],
-        params["temperature"],
-        params["candidates"],
-        seed=f"{state['config']['seed']}:{state['iteration']}",
-    )
+    seed = f"{state['config']['seed']}:{state['iteration']}"
+    if state["config"]["researcher"] == "llm":
+        settings = LLMSettings(**state["config"]["llm"])
+        llm = await slots.context.llm(
+            "researcher", settings, slots.ledger, slots.cycle, slots.iteration, "research"
+        )
+        own, fallback_reason = await llm_researcher.propose(
+            llm, slots.objective, state["incumbent"], history, params, advice, seed
+        )
+        if fallback_reason is not None:  # the prior researcher proposed this step instead
+            await slots.ledger.add_note(
+                f"{slots.iteration}:llm_fallback",
+                slots.cycle,
+                slots.iteration,
+                "llm_fallback",
+                {"reason": fallback_reason},
+            )
+    else:
+        own = researcher.propose(
+            slots.objective.space,
+            state["incumbent"]["config"],
+            history,
+            params["frozen"],
+            params["temperature"],
+            params["candidates"],
+            seed=seed,
+        )
     source = f"mechanism:{slots.mechanism['id']}"
     mechanism_candidates = [{"changes": c, "source": source, "hypothesis": ""} for c in proposed]
     pending = await keep_valid(slots, mechanism_candidates + own, "candidate")

@@ -16,16 +16,17 @@ from typing import Any, Literal
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
-from langgraph.types import Command
+from langgraph.types import Command, interrupt
 
 from bilevel.agents import meta_researcher
 from bilevel.config import InnerParams
 from bilevel.graphs.assessment import adopt_rule, assess_cycle
 from bilevel.graphs.context import Context, context_of
 from bilevel.graphs.inner import build_inner_graph
-from bilevel.graphs.setup import default_mechanism, mechanism_row, setup
+from bilevel.graphs.meta import meta_research
+from bilevel.graphs.setup import default_mechanism, setup
 from bilevel.graphs.slots import Slots
-from bilevel.graphs.state import BilevelState, InputState, Mechanism, OutputState
+from bilevel.graphs.state import BilevelState, InputState, OutputState
 from bilevel.results import write_results
 from bilevel.sandbox.validation import validate_mechanism
 
@@ -105,47 +106,11 @@ async def assess(
     return Command(update=update, goto="meta_research" if cfg["arm"] in META_ARMS else "run_inner")
 
 
-async def meta_research(
-    state: BilevelState, runtime: Runtime[Context]
-) -> Command[Literal["validate", "run_inner"]]:
-    """params: adjust the inner loop's knobs; mechanism: pick and parameterise a new mechanism."""
-    context = context_of(runtime)
-    ledger, objective = await context.aledger(state["run_dir"]), context.objective(state["config"])
-    cfg, cycle, stats = state["config"], state["cycle_index"], state["assessment"]
-    update: dict[str, Any] = {}
-    if cfg["arm"] in ("params", "full"):
-        params = meta_researcher.adjust_params(state["inner_params"], stats, objective.space.names)
-        await ledger.add_note(f"params:{cycle}", cycle, state["iteration"], "inner_params", params)
-        update["inner_params"] = params
-    if cfg["arm"] in ("mechanism", "full"):
-        memory = copy.deepcopy(state["meta_memory"])
-        current = state["mechanism"]
-        choice = meta_researcher.choose_mechanism(
-            stats, memory, current["name"], seed=f"{cfg['seed']}:meta:{cycle}"
-        )
-        if choice is not None:
-            name, values, source = choice
-            cand: Mechanism = {
-                "id": f"c{cycle}-{name}",
-                "name": name,
-                "source": source,
-                "hooks": [],
-                "memory": {},
-                "parent": current["id"],
-                "status": "candidate",
-            }
-            memory.setdefault("params", {})[cand["id"]] = values
-            diff = meta_researcher.diff(current["source"], source, current["id"], cand["id"])
-            await ledger.add_mechanism(mechanism_row(cand, "library", cycle, diff, values, None))
-            update.update({"candidate_mechanism": cand, "meta_memory": memory})
-            return Command(update=update, goto="validate")
-    return Command(update=update, goto="run_inner")
-
-
 async def validate(
     state: BilevelState, runtime: Runtime[Context]
-) -> Command[Literal["adopt", "revert"]]:
-    """The candidate runs every hook on recorded and synthetic contexts in the sandbox."""
+) -> Command[Literal["adopt", "revert", "meta_research"]]:
+    """The candidate runs every hook on recorded and synthetic contexts in the sandbox. An LLM
+    meta-researcher gets the rejection back for up to `repair_rounds` repair rounds."""
     slots = await Slots.open(runtime, state)
     cand = dict(state["candidate_mechanism"])  # type: ignore[arg-type]
     report = await validate_mechanism(
@@ -157,13 +122,40 @@ async def validate(
     status = "validated" if report.ok else "rejected"
     await slots.ledger.set_validation(cand["id"], status, report.to_json())
     cand["hooks"] = report.hooks
-    return Command(update={"candidate_mechanism": cand}, goto="adopt" if report.ok else "revert")
+    update: dict[str, Any] = {"candidate_mechanism": cand, "repair": None}
+    if report.ok:
+        return Command(update=update, goto="adopt")
+    rounds = (state.get("repair") or {}).get("round", 0)
+    if cand["name"] == "llm" and rounds < state["config"]["llm"]["repair_rounds"]:
+        update["repair"] = {
+            "round": rounds + 1,
+            "reason": report.reason,
+            "id": cand["id"],
+            "source": cand["source"],
+        }
+        return Command(update=update, goto="meta_research")
+    return Command(update=update, goto="revert")
 
 
 async def adopt(state: BilevelState, runtime: Runtime[Context]) -> dict[str, Any]:
-    """Install the validated candidate on probation; its parent is kept to revert to."""
+    """Install the validated candidate on probation; its parent is kept to revert to. With
+    --approve, a person sees the diff and the validation first (a LangGraph interrupt)."""
     ledger = await context_of(runtime).aledger(state["run_dir"])
     cand = {**state["candidate_mechanism"], "status": "probation"}  # type: ignore[dict-item]
+    if state["config"].get("approve"):
+        rows = await ledger.query(
+            "SELECT diff, validation FROM mechanisms WHERE id = ?", (cand["id"],)
+        )
+        answer = interrupt(
+            {
+                "mechanism": cand["id"],
+                "diff": rows[0]["diff"],
+                "validation": json.loads(rows[0]["validation"] or "{}"),
+            }
+        )
+        if str(answer).strip().lower() not in ("y", "yes", "approve", "true"):
+            await ledger.set_mechanism_status(cand["id"], "declined")
+            return {"candidate_mechanism": None}
     await ledger.set_mechanism_status(cand["id"], "probation")
     return {
         "previous_mechanism": state["mechanism"],

@@ -47,6 +47,8 @@ class InputState(TypedDict, total=False):
     hook_timeout_s: float
     researcher: str
     meta: str
+    llm: dict[str, Any]
+    approve: bool
     run_dir: str
 
 
@@ -70,6 +72,7 @@ class BilevelState(InputState, total=False):
     advice: str
     pending: list[dict[str, Any]]  # candidates of the current iteration
     batch: list[Assignment]  # trials being evaluated in the current iteration
+    repair: dict[str, Any] | None  # the last validation failure, for an LLM repair round
     done: bool
 
 

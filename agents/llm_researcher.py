@@ -1,0 +1,149 @@
+"""The LLM researcher: one structured proposal per step, checked against the space.
+
+An invalid proposal gets one repair round with the validation error; if that fails too, the
+`prior` researcher proposes for that step, and the ledger says so.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+from pydantic import BaseModel, Field
+
+from bilevel.agents import prompts, researcher
+from bilevel.agents.llm import LLM, BudgetExhausted, LLMFailure
+from bilevel.objectives import Objective, SpaceError
+
+
+class Change(BaseModel):
+    param: str = Field(description="Parameter name from the search space.")
+    value: float | str | bool = Field(description="Its new value.")
+
+
+class Proposal(BaseModel):
+    """One experiment: 1-3 parameter changes, why, and which way the metric should move."""
+
+    changes: list[Change] = Field(min_length=1, max_length=3)
+    hypothesis: str
+    expected_direction: Literal["lower", "higher"]
+
+
+def describe_space(objective: Objective) -> str:
+    lines = []
+    for p in objective.space.params:
+        spec = p.to_json()
+        allowed = (
+            f"one of {spec['choices']}"
+            if p.kind == "categorical"
+            else f"[{spec['low']:g}, {spec['high']:g}]"
+        )
+        lines.append(f"- {p.name}: {p.kind}, {allowed}, default {p.default!r}")
+    return "\n".join(lines)
+
+
+def describe_history(history: list[dict[str, Any]], window: int) -> str:
+    rows = []
+    for t in history[-window:]:
+        metric = "-" if t["metric"] is None else f"{t['metric']:.6g}"
+        verdict = "kept" if t["accepted"] else "discarded"
+        rows.append(
+            f"- trial {t['trial']}: {json.dumps(t['changes'])} -> {metric} "
+            f"({t['status']}, {verdict})"
+        )
+    return "\n".join(rows) or "(none yet)"
+
+
+def build_prompt(
+    objective: Objective,
+    incumbent: dict[str, Any],
+    history: list[dict[str, Any]],
+    params: dict[str, Any],
+    advice: str,
+) -> list[Any]:
+    better = "lower" if objective.direction == "minimize" else "higher"
+    metric = incumbent.get("metric")
+    strategy = (
+        f"\nStrategy for this cycle: {params['strategy']}\n" if params.get("strategy") else ""
+    )
+    user = prompts.RESEARCHER_USER.format(
+        objective=objective.name,
+        description=objective.description,
+        metric=objective.metric,
+        direction=objective.direction,
+        better=better,
+        space=describe_space(objective),
+        frozen=", ".join(params.get("frozen") or []) or "(none)",
+        incumbent_metric="-" if metric is None else f"{metric:.6g}",
+        incumbent=json.dumps(incumbent["config"], sort_keys=True),
+        history=describe_history(history, params.get("history_window", 10)),
+        strategy=strategy,
+        advice=f"\nAdvice: {advice}\n" if advice else "",
+    )
+    return [SystemMessage(prompts.RESEARCHER_SYSTEM), HumanMessage(user)]
+
+
+def to_changes(
+    proposal: Proposal,
+    objective: Objective,
+    incumbent: dict[str, Any],
+    frozen: list[str],
+    tried: set[str],
+) -> dict[str, Any]:
+    """The proposal as a validated changes dict, or SpaceError saying what is wrong."""
+    changes: dict[str, Any] = {}
+    for change in proposal.changes:
+        param = objective.space[change.param]  # unknown names raise SpaceError
+        if change.param in frozen:
+            raise SpaceError(f"{change.param} is frozen: choose another parameter")
+        value = change.value
+        if param.kind == "int" and isinstance(value, float) and value.is_integer():
+            value = int(value)
+        changes[change.param] = param.check(value)
+    changes = {k: v for k, v in changes.items() if v != incumbent[k]}
+    if not changes:
+        raise SpaceError("the proposal changes nothing: every value equals the current one")
+    if researcher.canonical({**incumbent, **changes}) in tried:
+        raise SpaceError("that configuration was already tried: propose a new one")
+    return changes
+
+
+async def propose(
+    llm: LLM,
+    objective: Objective,
+    incumbent: dict[str, Any],
+    history: list[dict[str, Any]],
+    params: dict[str, Any],
+    advice: str,
+    seed: str,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Candidates for this step and, when the prior researcher had to step in, why."""
+    messages = build_prompt(objective, incumbent, history, params, advice)
+    tried = {researcher.canonical(t["config"]) for t in history}
+    error = None
+    for round_ in range(2):  # the proposal, then one repair round
+        try:
+            proposal = await llm.structured(messages, Proposal, f"propose:{round_}")
+            changes = to_changes(proposal, objective, incumbent["config"], params["frozen"], tried)
+            return [{"changes": changes, "source": "llm", "hypothesis": proposal.hypothesis}], None
+        except (BudgetExhausted, LLMFailure) as exc:
+            error = str(exc)
+            break
+        except (ValueError, SpaceError) as exc:
+            error = str(exc)
+            messages = [
+                *messages,
+                AIMessage(error.split("reply was: ")[-1]),
+                HumanMessage(prompts.REPAIR.format(error=error)),
+            ]
+    own = researcher.propose(
+        objective.space,
+        incumbent["config"],
+        history,
+        params["frozen"],
+        params["temperature"],
+        params["candidates"],
+        seed=seed,
+    )
+    return own, error
