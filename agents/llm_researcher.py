@@ -55,6 +55,26 @@ def describe_history(history: list[dict[str, Any]], window: int) -> str:
     return "\n".join(rows) or "(none yet)"
 
 
+def example_reply(
+    objective: Objective, config: dict[str, Any], params: dict[str, Any], better: str
+) -> str:
+    """A well-formed reply with a real parameter name and a real neighbouring value: small
+    models copy placeholders like "<name>" literally."""
+    frozen = set(params.get("frozen") or [])
+    for p in objective.space.params:
+        steps = p.neighbors(config[p.name])
+        if p.name not in frozen and steps:
+            change = {"param": p.name, "value": steps[-1]}
+            return json.dumps(
+                {
+                    "changes": [change],
+                    "hypothesis": f"changing {p.name} should make {objective.metric} {better}",
+                    "expected_direction": better,
+                }
+            )
+    return json.dumps({"changes": [], "hypothesis": "", "expected_direction": better})
+
+
 def build_prompt(
     objective: Objective,
     incumbent: dict[str, Any],
@@ -80,6 +100,7 @@ def build_prompt(
         history=describe_history(history, params.get("history_window", 10)),
         strategy=strategy,
         advice=f"\nAdvice: {advice}\n" if advice else "",
+        example=example_reply(objective, incumbent["config"], params, better),
     )
     return [SystemMessage(prompts.RESEARCHER_SYSTEM), HumanMessage(user)]
 

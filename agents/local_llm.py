@@ -14,7 +14,7 @@ import urllib.request
 from pathlib import Path
 
 THREADS = max(1, min(4, os.cpu_count() or 1))
-CONTEXT_TOKENS = 4096
+CONTEXT_TOKENS = 8192  # SmolLM2's window: the meta-researcher's four steps need it
 START_TIMEOUT_S = 180
 
 

@@ -19,9 +19,9 @@ Current best configuration (metric {incumbent_metric}):
 Recent trials (newest last):
 {history}
 {strategy}{advice}
-Propose a configuration that has not been tried. Reply with JSON exactly like:
-{{"changes": [{{"param": "<name>", "value": <new value>}}], "hypothesis": "<why>", \
-"expected_direction": "{better}"}}"""
+Propose a configuration that has not been tried. Reply with JSON only, in this form (the \
+values here are only an example):
+{example}"""
 
 REPAIR = """Your reply could not be used: {error}
 Reply again with JSON only, in exactly the format asked for."""

@@ -73,6 +73,18 @@ def claim_run_dir(ledger: Ledger, config: RunConfig) -> None:
         )
 
 
+def labels(config: RunConfig) -> dict[str, str]:
+    """What proposes and what writes mechanisms, said plainly (the CLI and the ledger show it)."""
+
+    def llm(role: str) -> str:
+        return f"llm ({config.llm.model_for(role)} via {config.llm.provider})"
+
+    return {
+        "researcher": llm("researcher") if config.researcher == "llm" else researcher.LABEL,
+        "meta": llm("meta") if config.meta == "llm" else meta_researcher.LABEL,
+    }
+
+
 async def install_user_mechanism(context: Context, ledger: AsyncLedger, source: str) -> Mechanism:
     """`--mechanism FILE`: validated like generated code; the default stays if it is rejected."""
     report = await validate_mechanism(await context.sandbox(), source)
@@ -103,7 +115,7 @@ async def setup(
     run_dir = os.path.abspath(state.get("run_dir") or os.path.join("runs", str(thread)))
     ledger = await context.aledger(run_dir)
     await asyncio.to_thread(claim_run_dir, ledger.sync, run_config)
-    await ledger.set_meta("labels", {"researcher": researcher.LABEL, "meta": meta_researcher.LABEL})
+    await ledger.set_meta("labels", labels(run_config))
     cfg = run_config.model_dump()
     mechanism = default_mechanism()
     await ledger.add_mechanism(mechanism_row(mechanism, "builtin", 0, "", {}, None))
