@@ -184,7 +184,7 @@ async def approve_in_terminal(question: dict[str, Any]) -> str:
         f"({question['validation'].get('checks', '?')} checks). Diff:"
     )
     err.print(question["diff"] or "(no diff)", highlight=False, markup=False)
-    err.print("adopt it? [y/N] ", end="")
+    err.print("adopt it? [y/N] ", end="", markup=False)
     line = await asyncio.to_thread(sys.stdin.readline)
     return "yes" if line.strip().lower() in ("y", "yes") else "no"
 
@@ -274,6 +274,11 @@ def print_summary(s: dict[str, Any]) -> None:
         f"baseline {fmt(s['baseline_metric'])}  best {fmt(s['best_metric'])}  "
         f"improvement {fmt(s['improvement'])}"
     )
+    for node, u in s["llm"]["by_node"].items():
+        out.print(
+            f"  llm {node:<16} {u['calls']} calls ({u['failed']} failed)  "
+            f"tokens in {u['input_tokens']} out {u['output_tokens']}  ${u['cost']:.4f}"
+        )
     for m in s["mechanisms"]:
         calls = ", ".join(f"{h}={n}" for h, n in sorted(m["hook_calls"].items())) or "no hook calls"
         out.print(f"  mechanism {m['id']:<22} {m['status']:<10} {calls}")

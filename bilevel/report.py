@@ -70,6 +70,11 @@ def summary_of(ledger: Ledger) -> dict[str, Any]:
             }
             for m in ledger.mechanisms()
         ],
+        "llm": {
+            "by_node": ledger.llm_usage(),
+            "tokens": ledger.llm_spent()[0],
+            "cost_usd": ledger.llm_spent()[1],
+        },
         "cycle_log": [
             {
                 "cycle": c["cycle"],
