@@ -108,6 +108,39 @@ def _is_json_scalar(value: Any) -> bool:
     return value is None or isinstance(value, str | int | bool)
 
 
+MAX_DEPTH = 32  # nesting a result or memory may have
+MAX_INT = 2**63 - 1  # what the checkpoint serializer (msgpack) can store
+
+
+def check_plain(value: Any, depth: int = 0) -> None:
+    """Raise HookTypeError unless value is JSON data the checkpointer and the ledger can store:
+    64-bit ints, finite floats, UTF-8-encodable strings, no deeper than MAX_DEPTH."""
+    if depth > MAX_DEPTH:
+        raise HookTypeError(f"result nested deeper than {MAX_DEPTH} levels")
+    if isinstance(value, bool) or value is None:
+        return
+    if isinstance(value, int):
+        if abs(value) > MAX_INT:
+            raise HookTypeError("integer beyond 64 bits")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise HookTypeError("non-finite float")
+    elif isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise HookTypeError("string that is not valid UTF-8") from None
+    elif isinstance(value, list):
+        for item in value:
+            check_plain(item, depth + 1)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            check_plain(key, depth + 1)
+            check_plain(item, depth + 1)
+    else:
+        raise HookTypeError(f"{type(value).__name__} is not JSON data")
+
+
 def check_result(hook: str, value: Any, args: list[Any]) -> Any:
     """Return value if it is a valid result for hook called with args, else raise HookTypeError."""
     ctx = args[-1]
@@ -132,7 +165,7 @@ def check_result(hook: str, value: Any, args: list[Any]) -> Any:
             raise HookTypeError("review must return None or a candidate dict with 'changes'")
         if not all(isinstance(k, str) and _is_json_scalar(v) for k, v in changes.items()):
             raise HookTypeError("review changes must map parameter names to JSON scalars")
-        return {**args[0], **value, "changes": changes}
+        return {**args[0], "changes": changes}  # only the changes: source stays the proposer's
     if hook == "select":
         n = len(args[0])
         if not isinstance(value, list) or not value:

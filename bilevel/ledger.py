@@ -80,6 +80,7 @@ class Ledger:
             self._db.close()
 
     def _exec(self, sql: str, params: tuple[Any, ...] = ()) -> None:
+        params = tuple(storable(p) for p in params)
         with self._lock:
             self._db.execute(sql, params)
 
@@ -207,6 +208,14 @@ class Ledger:
         ):
             out.setdefault(r["mechanism"], {})[r["hook"]] = r["n"]
         return out
+
+
+def storable(value: Any) -> Any:
+    """Text SQLite can store: untrusted strings (error messages of mechanism code) may hold lone
+    surrogates, which would make the insert fail."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
 
 
 def encode(row: dict[str, Any], json_cols: tuple[str, ...]) -> dict[str, Any]:

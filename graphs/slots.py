@@ -11,7 +11,7 @@ import copy
 import hashlib
 from typing import Any
 
-from bilevel.contract import HookTypeError, call_default, check_result
+from bilevel.contract import HookTypeError, call_default, check_plain, check_result
 from bilevel.graphs.context import Context, context_of
 from bilevel.graphs.state import BilevelState, Mechanism, Point
 from bilevel.ledger import AsyncLedger
@@ -110,6 +110,8 @@ class Slots:
         outcome, error, value = result.outcome, result.error, default
         if outcome == "ok":
             try:
+                check_plain(result.value)
+                check_plain(result.memory)  # memory goes into every checkpoint after this
                 value = check_result(hook, result.value, args)
                 if isinstance(result.memory, dict):
                     mech["memory"] = result.memory

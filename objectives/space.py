@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field, model_validator
 
 ParamKind = Literal["float", "logfloat", "int", "categorical"]
 Value = float | int | str | bool
+MAX_INT = 2**53  # beyond this an int has no exact float and no place in a search space
 
 
 class SpaceError(ValueError):
@@ -69,6 +70,8 @@ class Param(BaseModel):
             raise SpaceError(f"{self.name}={value!r} is not a number: expected {self.allowed()}")
         if isinstance(value, float) and not math.isfinite(value):
             raise SpaceError(f"{self.name}={value!r} is not finite: expected {self.allowed()}")
+        if isinstance(value, int) and abs(value) > MAX_INT:  # float() of it would overflow
+            raise SpaceError(f"{self.name} is far out of range: expected {self.allowed()}")
         if self.kind == "int":
             if float(value) != int(value):
                 raise SpaceError(

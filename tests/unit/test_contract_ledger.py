@@ -1,6 +1,6 @@
 import pytest
 
-from bilevel.contract import HookTypeError, better, check_result
+from bilevel.contract import HookTypeError, better, check_plain, check_result
 from bilevel.ledger import Ledger
 
 CTX = {"slots": 2, "direction": "minimize", "incumbent": {"metric": 1.0}}
@@ -72,4 +72,44 @@ def test_ledger_rows_are_written_once(tmp_path):
     assert [t["trial"] for t in ledger.trials(before=1)] == [0]
     ledger.set_accepted(0, True, 1.0)
     assert ledger.trial(0)["accepted"] is True
+    ledger.close()
+
+
+NESTED: list = [0]
+for _ in range(40):
+    NESTED = [NESTED]
+
+
+@pytest.mark.parametrize(
+    "value, needle",
+    [
+        (10**19, "64 bits"),
+        (NESTED, "nested deeper"),
+        ({"k": chr(0xD800)}, "UTF-8"),
+        (float("nan"), "non-finite"),
+        ({1, 2}, "not JSON data"),
+    ],
+)
+def test_check_plain_refuses_what_the_checkpointer_cannot_store(value, needle):
+    with pytest.raises(HookTypeError, match=needle):
+        check_plain(value)
+    check_plain({"ok": [1, 2.5, "x", None, True, {"n": 2**63 - 1}]})
+
+
+def test_ledger_stores_untrusted_text(tmp_path):
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    ledger.add_hook_call(
+        {
+            "key": "k",
+            "mechanism": "m",
+            "hook": "propose",
+            "cycle": 0,
+            "iteration": 0,
+            "outcome": "error",
+            "changed": 0,
+            "error": "bad " + chr(0xD800),
+            "ms": 1.0,
+        }
+    )
+    assert ledger.query("SELECT error FROM hook_calls")[0]["error"] == "bad \\ud800"
     ledger.close()
