@@ -144,3 +144,17 @@ def test_misbehaving_mechanism_falls_back_and_the_run_completes(tmp_path: Path, 
     assert all(outcome == EXPECTED_OUTCOME[kind] for cycle, outcome in outcomes if cycle == 1)
     status = db.execute("SELECT status FROM mechanisms WHERE id = 'user'").fetchone()[0]
     assert status == "installed"
+
+
+def test_mechanism_check_prints_the_verdict(tmp_path: Path):
+    ok = bilevel("mechanism", "check", "agents/mechanisms/tabu.py")
+    assert ok.stdout.startswith("accepted:") and "propose" in ok.stdout
+    bad = tmp_path / "bad.py"
+    bad.write_text("import os\n\ndef propose(ctx):\n    return []\n")
+    proc = bilevel("mechanism", "check", str(bad), check=False)
+    assert proc.returncode == 1
+    assert "rejected" in proc.stdout and "line 1: import of 'os' is not allowed" in proc.stdout
+    wrong = tmp_path / "wrong.py"
+    wrong.write_text("def select(candidates, ctx):\n    return [99]\n")
+    proc = bilevel("mechanism", "check", str(wrong), check=False)
+    assert proc.returncode == 1 and "select indices must be integers" in proc.stdout
