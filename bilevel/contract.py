@@ -15,7 +15,7 @@ below, which together reproduce the standard inner loop.
 ctx keys: iteration, cycle, evaluations_left, slots (free evaluation slots), seed, direction
 ("minimize" | "maximize"), space ({name: {type, default, low/high | choices}}), baseline and
 incumbent ({config, metric}), history (list of {trial, config, changes, metric, status,
-accepted}, oldest first), frozen (parameter names the researcher must not change), neighbors
+accepted, source}, oldest first), frozen (parameter names the researcher must not change), neighbors
 ({name: [values]}: canonical steps from the incumbent's value -- /2 and x2 for floats, -1, +1, /2
 and x2 for ints, the other choices for categoricals -- clipped to the space, current value
 excluded) and memory (a JSON dict private to the mechanism: mutate it in place and the change is
@@ -44,6 +44,9 @@ HOOKS: dict[str, tuple[str, ...]] = {
     "select": ("candidates", "ctx"),
     "accept": ("trial", "ctx"),
 }
+CTX_KEYS = ("iteration", "cycle", "evaluations_left", "slots", "seed", "direction", "space",
+            "baseline", "incumbent", "history", "frozen", "neighbors", "memory")
+HISTORY_KEYS = ("trial", "config", "changes", "metric", "status", "accepted", "source")
 MAX_PROPOSALS = 16
 MAX_ADVICE_CHARS = 2000
 

@@ -160,3 +160,10 @@ class SearchSpace(BaseModel):
 
     def to_json(self) -> dict[str, dict[str, Any]]:
         return {p.name: p.to_json() for p in self.params}
+
+    @classmethod
+    def from_json(cls, data: dict[str, dict[str, Any]]) -> SearchSpace:
+        """The inverse of to_json (the space as hooks see it in ctx)."""
+        return cls(params=[Param(name=name, kind=spec["type"], default=spec["default"],
+                                 low=spec.get("low"), high=spec.get("high"),
+                                 choices=spec.get("choices")) for name, spec in data.items()])

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from bilevel.contract import HOOKS, HookTypeError, check_result
+from bilevel.objectives.space import SearchSpace
 from bilevel.sandbox.policy import PolicyError, compile_mechanism
 from bilevel.sandbox.pool import CallResult, SandboxPool
 
@@ -75,7 +76,7 @@ def _history(space: dict[str, Any], n: int, failed: bool, seed: int) -> list[dic
         config = {**_defaults(space), **changes}
         trials.append(
             {"trial": i + 1, "config": config, "changes": changes, "metric": metric,
-             "status": status, "accepted": accepted}
+             "status": status, "accepted": accepted, "source": "prior"}
         )  # fmt: skip
     return trials
 
@@ -91,6 +92,7 @@ def _context(
         "baseline": {"config": config, "metric": metric},
         "incumbent": {"config": config, "metric": best},
         "history": history, "frozen": [], "memory": {},
+        "neighbors": SearchSpace.from_json(space).neighbors(config),
     }  # fmt: skip
     ctx.update(extra)
     return ctx

@@ -147,8 +147,9 @@ def test_misbehaving_mechanism_falls_back_and_the_run_completes(tmp_path: Path, 
 
 
 def test_mechanism_check_prints_the_verdict(tmp_path: Path):
-    ok = bilevel("mechanism", "check", "agents/mechanisms/tabu.py")
-    assert ok.stdout.startswith("accepted:") and "propose" in ok.stdout
+    for path in ("agents/mechanisms/tabu.py", "examples/least_touched.py"):
+        ok = bilevel("mechanism", "check", path)
+        assert ok.stdout.startswith("accepted:") and "propose" in ok.stdout
     bad = tmp_path / "bad.py"
     bad.write_text("import os\n\ndef propose(ctx):\n    return []\n")
     proc = bilevel("mechanism", "check", str(bad), check=False)
