@@ -41,6 +41,14 @@ class BudgetExhausted(RuntimeError):
     """The run's token or money budget is spent: LLM calls stop, the offline path takes over."""
 
 
+class ReplyError(ValueError):
+    """A reply that does not parse into the schema; keeps the model's own text for repair."""
+
+    def __init__(self, message: str, reply: str) -> None:
+        super().__init__(message)
+        self.reply = reply
+
+
 class LLMFailure(RuntimeError):
     """No usable reply after retries, the fallback model and any repair round."""
 
@@ -231,8 +239,9 @@ class LLM:
         try:
             return schema.model_validate_json(extract_json(text))
         except (ValueError, ValidationError) as exc:
-            raise ValueError(
-                f"reply does not fit {schema.__name__}: {short(exc)}; reply was: {text[:300]!r}"
+            raise ReplyError(
+                f"reply does not fit {schema.__name__}: {short(exc)}; reply was: {text[:300]!r}",
+                text,
             ) from None
 
 

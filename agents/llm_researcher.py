@@ -13,7 +13,7 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel, Field
 
 from bilevel.agents import prompts, researcher
-from bilevel.agents.llm import LLM, BudgetExhausted, LLMFailure
+from bilevel.agents.llm import LLM, BudgetExhausted, LLMFailure, ReplyError
 from bilevel.objectives import Objective, SpaceError
 
 
@@ -144,18 +144,22 @@ async def propose(
     tried = {researcher.canonical(t["config"]) for t in history}
     error = None
     for round_ in range(2):  # the proposal, then one repair round
+        reply = None
         try:
             proposal = await llm.structured(messages, Proposal, f"propose:{round_}")
+            reply = proposal.model_dump_json()
             changes = to_changes(proposal, objective, incumbent["config"], params["frozen"], tried)
             return [{"changes": changes, "source": "llm", "hypothesis": proposal.hypothesis}], None
         except (BudgetExhausted, LLMFailure) as exc:
             error = str(exc)
             break
-        except (ValueError, SpaceError) as exc:
+        except (ReplyError, SpaceError) as exc:
             error = str(exc)
+            said = exc.reply if isinstance(exc, ReplyError) else reply or ""
+            # the model sees what it said, then why that cannot be used
             messages = [
                 *messages,
-                AIMessage(error.split("reply was: ")[-1]),
+                AIMessage(said),
                 HumanMessage(prompts.REPAIR.format(error=error)),
             ]
     own = researcher.propose(

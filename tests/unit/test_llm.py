@@ -126,9 +126,12 @@ async def test_invalid_proposal_is_repaired_once_with_the_error():
     ],
 )
 async def test_twice_unusable_falls_back_to_the_prior_researcher(reply):
-    llm, _ = make_llm(chat(reply, reply))
+    primary = chat(reply, reply)
+    llm, _ = make_llm(primary)
     out, why = await llm_researcher.propose(llm, OBJ, INCUMBENT, [], PARAMS, "", "seed")
     assert why and out and out[0]["source"] == "prior"
+    said = primary.sent[1][-2].content  # the repair round shows the model its own reply
+    assert said == reply or json.loads(said)["changes"] == json.loads(reply)["changes"]
 
 
 async def test_frozen_and_repeated_proposals_are_refused():
