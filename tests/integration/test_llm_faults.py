@@ -446,8 +446,9 @@ def check_good_mechanism_run(run_dir: Path, requests: list[Any]) -> None:
         assert m["source"] == LEAST_TOUCHED_MECHANISM
         validation = json.loads(m["validation"])
         assert validation["ok"] is True and validation["hooks"] == ["propose"]
-        assert m["status"] in ("adopted", "reverted")
-        verb = "adopt" if m["status"] == "adopted" else "revert"
+        # This script's run is deterministic: both improve on the cycle before, so both adopted.
+        assert m["status"] == "adopted"
+        verb = "adopt"
         assert cycles[cycle]["mechanism"] == mid
         assert cycles[cycle]["decision"].startswith(f"{verb} {mid}:")
         assert json.loads(m["effect"])["cycle"] == cycle
