@@ -20,6 +20,8 @@ from bilevel.agents.local_llm import LocalModelError
 from bilevel.config import ARMS, LLMSettings, RunConfig, first_error
 from bilevel.graphs.setup import RunDirConflict
 from bilevel.objectives import UnknownObjective, registered
+from bilevel.objectives.script import cli_options as script_cli_options
+from bilevel.objectives.script_config import draft_space
 from bilevel.progress import RunProgress
 from bilevel.report import NotARunDir, summarize
 
@@ -44,6 +46,10 @@ USER_ERRORS = (
 
 def llm_option(text: str) -> Any:
     return typer.Option(help=text, rich_help_panel="LLM")
+
+
+def script_option(text: str) -> Any:
+    return typer.Option(help=text, rich_help_panel="Script objective (--objective script)")
 
 
 def fail(message: str) -> NoReturn:
@@ -88,6 +94,9 @@ def run(
         float, typer.Option(help="Seconds one mechanism hook call may take.")
     ] = 1.0,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    checkpointer: Annotated[
+        str | None, typer.Option(help="postgres:// URL of a shared checkpoint store.")
+    ] = None,
     llm: Annotated[str, llm_option("none | local | openai:<model> | <base URL>.")] = "none",
     llm_model: Annotated[str | None, llm_option("Model name on a URL server.")] = None,
     researcher: Annotated[str | None, llm_option("prior | llm (default: llm when --llm).")] = None,
@@ -110,6 +119,20 @@ def run(
     repair_rounds: Annotated[int, llm_option("Repair rounds for a rejected mechanism.")] = 2,
     gguf: Annotated[str | None, llm_option("GGUF model file for --llm local.")] = None,
     approve: Annotated[bool, llm_option("Ask before adopting each mechanism.")] = False,
+    command: Annotated[
+        str | None, script_option('Your training command: "python train.py".')
+    ] = None,
+    metric: Annotated[str | None, script_option("Metric it prints (default val_bpb).")] = None,
+    space: Annotated[Path | None, script_option("Search-space TOML file.")] = None,
+    config_via: Annotated[
+        str | None, script_option("constants (default) | env | json | args.")
+    ] = None,
+    train_file: Annotated[
+        str | None, script_option("File whose constants are rewritten (default: the .py run).")
+    ] = None,
+    direction: Annotated[str | None, script_option("minimize (default) | maximize.")] = None,
+    eval_timeout: Annotated[float | None, script_option("Seconds per trial (default 600).")] = None,
+    workdir: Annotated[Path | None, script_option("Your project directory (default .).")] = None,
 ) -> None:
     """Run a bilevel search (no LLM or API key needed: the prior researcher and library meta)."""
     if arm not in ARMS:
@@ -121,6 +144,25 @@ def run(
         if not mechanism.is_file():
             fail(f"mechanism file {mechanism} does not exist")
         source = mechanism.read_text()
+    objective_options = parse_options(objective_opt or [])
+    script_flags = {
+        "command": command,
+        "metric": metric,
+        "space": str(space) if space else None,
+        "config_via": config_via,
+        "file": train_file,
+        "direction": direction,
+        "timeout_s": eval_timeout,
+        "workdir": str(workdir) if workdir else None,
+    }
+    if objective == "script":
+        try:
+            objective_options = script_cli_options(objective_options, script_flags)
+        except USER_ERRORS as exc:
+            fail(first_error(exc))
+    elif given := [k for k, v in script_flags.items() if v is not None]:
+        flag = {"file": "train-file", "timeout_s": "eval-timeout"}.get(given[0], given[0])
+        fail(f"--{flag.replace('_', '-')} is only for --objective script")
     try:
         config = RunConfig(
             objective=objective,
@@ -131,7 +173,7 @@ def run(
             slots=slots,
             mechanism_source=source,
             hook_timeout_s=hook_timeout,
-            objective_options=parse_options(objective_opt or []),
+            objective_options=objective_options,
             researcher=researcher or ("llm" if llm != "none" else "prior"),
             meta=meta or ("llm" if llm != "none" else "library"),
             approve=approve,
@@ -155,26 +197,36 @@ def run(
         )
     except ValidationError as exc:
         fail(first_error(exc, prefix="--"))
-    _execute(lambda progress: _arun(config, run_dir, progress), json_out)
+    _execute(lambda progress: _arun(config, run_dir, progress, checkpointer), json_out)
 
 
 @app.command()
 def resume(
     run_dir: Annotated[Path, typer.Argument(help="The run directory to continue.")],
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    checkpointer: Annotated[
+        str | None, typer.Option(help="The postgres:// URL the run was started with.")
+    ] = None,
 ) -> None:
     """Continue a run that was interrupted: no trial lost, none evaluated twice."""
     from bilevel.runner import aresume
 
     _execute(
-        lambda progress: aresume(run_dir, progress=progress, approver=approve_in_terminal), json_out
+        lambda progress: aresume(
+            run_dir, progress=progress, approver=approve_in_terminal, checkpointer=checkpointer
+        ),
+        json_out,
     )
 
 
-async def _arun(config: RunConfig, run_dir: Path | None, progress: Any) -> dict[str, Any]:
+async def _arun(
+    config: RunConfig, run_dir: Path | None, progress: Any, checkpointer: str | None
+) -> dict[str, Any]:
     from bilevel.runner import arun
 
-    return await arun(config, run_dir, progress=progress, approver=approve_in_terminal)
+    return await arun(
+        config, run_dir, progress=progress, approver=approve_in_terminal, checkpointer=checkpointer
+    )
 
 
 async def approve_in_terminal(question: dict[str, Any]) -> str:
@@ -256,8 +308,27 @@ def objectives() -> None:
     from bilevel.objectives import make_objective
 
     for name in sorted(registered()):
-        obj = make_objective(name)
+        try:
+            obj = make_objective(name)
+        except UnknownObjective:  # it needs options first, e.g. script's --command and --space
+            print(f"{name}\t(from --metric)\t(from --direction)\t(params from --space)")
+            continue
         print(f"{name}\t{obj.metric}\t{obj.direction}\t{len(obj.space.params)} params")
+
+
+space_app = typer.Typer(no_args_is_help=True, help="Work with search-space files.")
+app.add_typer(space_app, name="space")
+
+
+@space_app.command("draft")
+def space_draft(
+    file: Annotated[Path, typer.Argument(help="A training script with UPPER_CASE constants.")],
+) -> None:
+    """Print a draft search-space TOML inferred from a script's constants (edit, then --space)."""
+    try:
+        print(draft_space(file), end="")
+    except USER_ERRORS as exc:
+        fail(first_error(exc))
 
 
 def print_summary(s: dict[str, Any]) -> None:

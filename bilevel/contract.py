@@ -44,8 +44,21 @@ HOOKS: dict[str, tuple[str, ...]] = {
     "select": ("candidates", "ctx"),
     "accept": ("trial", "ctx"),
 }
-CTX_KEYS = ("iteration", "cycle", "evaluations_left", "slots", "seed", "direction", "space",
-            "baseline", "incumbent", "history", "frozen", "neighbors", "memory")
+CTX_KEYS = (
+    "iteration",
+    "cycle",
+    "evaluations_left",
+    "slots",
+    "seed",
+    "direction",
+    "space",
+    "baseline",
+    "incumbent",
+    "history",
+    "frozen",
+    "neighbors",
+    "memory",
+)
 HISTORY_KEYS = ("trial", "config", "changes", "metric", "status", "accepted", "source")
 MAX_PROPOSALS = 16
 MAX_ADVICE_CHARS = 2000

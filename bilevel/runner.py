@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
-from collections.abc import Awaitable, Callable
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +25,6 @@ from bilevel.report import open_ledger, summary_of
 from bilevel.sandbox.pool import SandboxPool
 
 CHECKPOINT_FILE = "checkpoints.sqlite"
-THREAD_ID = "run"
 
 
 def build_graph(checkpointer: Any = None) -> CompiledStateGraph:
@@ -35,9 +37,48 @@ def default_run_dir(config: RunConfig) -> Path:
     return Path("runs") / f"{config.arm}-{slug}-s{config.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def graph_config(config: RunConfig) -> dict[str, Any]:
+def graph_config(config: RunConfig, thread_id: str) -> dict[str, Any]:
     steps = 8 * (config.iterations + config.cycles) + 100  # supersteps per iteration, with margin
-    return {"configurable": {"thread_id": THREAD_ID}, "recursion_limit": steps}
+    return {"configurable": {"thread_id": thread_id}, "recursion_limit": steps}
+
+
+class CheckpointerError(ValueError):
+    pass
+
+
+@asynccontextmanager
+async def open_checkpointer(url: str | None, run_dir: Path) -> AsyncIterator[Any]:
+    """SQLite in the run directory by default; a shared PostgreSQL database with a URL."""
+    if url is None:
+        async with AsyncSqliteSaver.from_conn_string(str(run_dir / CHECKPOINT_FILE)) as saver:
+            yield saver
+        return
+    if not url.startswith(("postgres://", "postgresql://")):
+        raise CheckpointerError(
+            f"--checkpointer {url!r} is not a postgres:// URL "
+            "(leave it out for SQLite in the run directory)"
+        )
+    try:
+        from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+    except ImportError:
+        raise CheckpointerError(
+            "a Postgres checkpointer needs the postgres extra: "
+            "pip install 'bilevel-autoresearch[postgres]'"
+        ) from None
+    import psycopg
+
+    async with AsyncExitStack() as stack:
+        try:
+            saver = await stack.enter_async_context(AsyncPostgresSaver.from_conn_string(url))
+            await saver.setup()
+        except psycopg.OperationalError as exc:
+            reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+            raise CheckpointerError(f"cannot reach {redact(url)}: {reason}") from None
+        yield saver
+
+
+def redact(url: str) -> str:
+    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
 
 
 Approver = Callable[[dict[str, Any]], Awaitable[str]]
@@ -52,15 +93,28 @@ async def arun(
     pool: SandboxPool | None = None,
     approver: Approver | None = None,
     chat_factory: ChatFactory | None = None,
+    checkpointer: str | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) to completion and return the summary that `bilevel show --json` prints.
 
     approver answers --approve's questions ("yes" adopts); without one every mechanism is declined.
+    checkpointer: a postgres:// URL for a shared checkpoint store (default: SQLite in run_dir);
+    it is not stored (it may hold a password), so a resume must pass it again.
     """
     make_objective(config.objective, **config.objective_options)  # fail fast on a bad name
     run_dir = Path(run_dir or default_run_dir(config)).resolve()
     ledger = Ledger(run_dir / LEDGER_FILE)
     claim_run_dir(ledger, config)  # before any work: refuse another run's directory
+    thread_id = ledger.get_meta("thread_id") or f"bilevel-{uuid.uuid4().hex}"
+    ledger.set_meta("thread_id", thread_id)
+    kind = "sqlite" if checkpointer is None else "postgres"
+    started_with = ledger.get_meta("checkpointer")
+    if started_with not in (None, kind):
+        ledger.close()
+        raise CheckpointerError(
+            f"this run checkpoints to {started_with}: resume it with the same --checkpointer"
+        )
+    ledger.set_meta("checkpointer", kind)
     own_pool = pool is None
     pool = pool or SandboxPool()
     context = Context(pool=pool, progress=progress, ledgers={str(run_dir): ledger})
@@ -68,9 +122,9 @@ async def arun(
         context.chat_factory = chat_factory
     try:
         await pool.start()
-        async with AsyncSqliteSaver.from_conn_string(str(run_dir / CHECKPOINT_FILE)) as saver:
+        async with open_checkpointer(checkpointer, run_dir) as saver:
             graph = build_graph(saver)
-            cfg = graph_config(config)
+            cfg = graph_config(config, thread_id)
             snapshot = await graph.aget_state(cfg)
             if not (resume and snapshot.values):
                 step: Any = {**config.model_dump(), "run_dir": str(run_dir)}
@@ -104,14 +158,24 @@ async def ask(approver: Approver | None, question: dict[str, Any]) -> str:
 
 
 async def aresume(
-    run_dir: str | Path, progress: ProgressFn | None = None, approver: Approver | None = None
+    run_dir: str | Path,
+    progress: ProgressFn | None = None,
+    approver: Approver | None = None,
+    checkpointer: str | None = None,
 ) -> dict[str, Any]:
     ledger = open_ledger(run_dir)
     try:
         config = RunConfig(**ledger.get_meta("config"))
     finally:
         ledger.close()
-    return await arun(config, run_dir, resume=True, progress=progress, approver=approver)
+    return await arun(
+        config,
+        run_dir,
+        resume=True,
+        progress=progress,
+        approver=approver,
+        checkpointer=checkpointer,
+    )
 
 
 def run(config: RunConfig, run_dir: str | Path | None = None, **kwargs: Any) -> dict[str, Any]:

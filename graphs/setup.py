@@ -132,7 +132,7 @@ async def setup(
     }
     partial = {"run_dir": run_dir, "config": cfg, "trace": 0, "cycle_index": 0, "iteration": 0}
     trial = await run_trial(context, ledger, partial, baseline, defaults, mechanism["id"])
-    await ledger.set_accepted(0, True, trial["metric"])
+    await ledger.set_accepted(0, trial["status"] == "ok", trial["metric"])  # a crash is no keep
     await asyncio.to_thread(write_results, run_dir, ledger.sync)
     point = {"config": defaults, "metric": trial["metric"], "trial": 0}
     return {

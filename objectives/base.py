@@ -73,4 +73,6 @@ def make_objective(name: str, **options: Any) -> Objective:
 
 def _load_builtins() -> None:
     # Imported for their @register side effects; late so the registry has no import cycle.
+    import bilevel.objectives.script  # noqa: F401
     from bilevel.objectives import synthetic  # noqa: F401
+    from bilevel.objectives.tinygpt import objective as _tinygpt  # noqa: F401

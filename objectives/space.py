@@ -164,6 +164,16 @@ class SearchSpace(BaseModel):
     @classmethod
     def from_json(cls, data: dict[str, dict[str, Any]]) -> SearchSpace:
         """The inverse of to_json (the space as hooks see it in ctx)."""
-        return cls(params=[Param(name=name, kind=spec["type"], default=spec["default"],
-                                 low=spec.get("low"), high=spec.get("high"),
-                                 choices=spec.get("choices")) for name, spec in data.items()])
+        return cls(
+            params=[
+                Param(
+                    name=name,
+                    kind=spec["type"],
+                    default=spec["default"],
+                    low=spec.get("low"),
+                    high=spec.get("high"),
+                    choices=spec.get("choices"),
+                )
+                for name, spec in data.items()
+            ]
+        )

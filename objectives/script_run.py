@@ -1,0 +1,78 @@
+"""Running a command in its own process group, keeping the tail of its output.
+
+A timeout (or cancellation) kills the whole group, so a training script's data-loader workers or
+`torchrun` children die with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+KEEP_BYTES = 256 * 1024  # the metric is read from the last 256 KiB of output
+
+
+@dataclass
+class Run:
+    """What one process did: exit status (None if it never started), its output, its time."""
+
+    returncode: int | None
+    output: str
+    seconds: float
+    timed_out: bool = False
+
+
+async def run_command(argv: list[str], cwd: Path, env: dict[str, str], timeout_s: float) -> Run:
+    """Run argv in its own session; on timeout or cancellation kill its whole process group."""
+    start = time.perf_counter()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            cwd=cwd,
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        return Run(None, f"could not start {argv[0]!r}: {exc}", time.perf_counter() - start)
+    buffer = bytearray()
+    reader = asyncio.create_task(_keep_tail(proc.stdout, buffer))  # type: ignore[arg-type]
+    timed_out = False
+    try:
+        await asyncio.wait_for(proc.wait(), timeout_s)
+    except TimeoutError:
+        timed_out = True
+    except asyncio.CancelledError:
+        reader.cancel()
+        raise
+    finally:
+        # Also after a normal exit: children it left behind would hold the pipe open.
+        _kill_group(proc.pid)
+        await proc.wait()
+    try:
+        await asyncio.wait_for(reader, 5.0)
+    except TimeoutError:  # a grandchild that left the group still holds the pipe
+        pass
+    seconds = time.perf_counter() - start
+    output = bytes(buffer[-KEEP_BYTES:]).decode("utf-8", errors="replace")
+    return Run(proc.returncode, output, seconds, timed_out)
+
+
+async def _keep_tail(stream: asyncio.StreamReader, buffer: bytearray) -> None:
+    while chunk := await stream.read(65536):
+        buffer += chunk
+        if len(buffer) > 2 * KEEP_BYTES:
+            del buffer[:-KEEP_BYTES]
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass

@@ -1,0 +1,369 @@
+"""Train the tinygpt model once and print Karpathy's summary block.
+
+    python -m bilevel.objectives.tinygpt.train --config '{"depth": 4, "total_batch_size": 8192}'
+
+The config is one JSON object: the search-space knobs plus the preset's settings (see
+TrainConfig). The budget is either TOKENS (the same seed and token budget give the same val_bpb
+bit for bit on CPU) or SECONDS of training, Karpathy's way: the first UNTIMED_STEPS steps (compile
+and allocator warm-up) are not counted. The summary ends the output, one `key: value` a line;
+`status:` is always there (ok | crash | nan | oom), and a failure adds a one-line `reason:`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import random
+import resource
+import sys
+import time
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import torch
+
+from bilevel.objectives.tinygpt import data
+from bilevel.objectives.tinygpt.model import GPT, GPTConfig
+
+UNTIMED_STEPS = 10  # seconds budget: steps excluded from the clock, as in Karpathy's train.py
+MAX_LOSS = 100.0  # a training loss above this (or NaN) counts as diverged
+LOG_LINES = 20  # progress lines per run, whatever the step count
+EVAL_TOKENS_PER_BATCH = 16_384
+# Set by the objective: the run stops if that process is gone (a killed `bilevel run` leaves no
+# orphan training in its own process group to compete with the resumed run).
+PARENT_PID_ENV = "TINYGPT_PARENT_PID"
+# Dense bf16 peak FLOP/s by GPU name, for MFU (Karpathy's reference point is the H100's).
+PEAK_FLOPS = {"H100": 989.5e12, "H200": 989.5e12, "A100": 312e12}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything one run needs; the defaults are the CPU preset's baseline."""
+
+    depth: int = 4
+    n_embd: int = 128
+    n_head: int = 4
+    seq_len: int = 256
+    total_batch_size: int = 16_384  # tokens per optimizer step
+    device_batch_size: int = 8  # sequences per forward/backward pass
+    matrix_lr: float = 0.004
+    embedding_lr: float = 0.02
+    head_lr: float = 0.004
+    warmup_frac: float = 0.05
+    warmdown_frac: float = 0.3
+    final_lr_frac: float = 0.0
+    weight_decay: float = 0.1
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.95
+    tie_embeddings: bool = False
+    seed: int = 0
+    budget_mode: str = "tokens"  # tokens | seconds
+    budget_tokens: int = 524_288
+    budget_seconds: float = 300.0
+    val_targets: int = data.DEFAULT_VAL_TARGETS
+    device: str = "cpu"  # cpu | cuda | auto
+    dtype: str = "float32"  # float32 | bfloat16 (autocast on CUDA)
+    compile: bool = False
+    threads: int = 0  # torch CPU threads; 0 = $TINYGPT_THREADS, else torch's own default
+
+    @property
+    def grad_accum(self) -> int:
+        return self.total_batch_size // (self.device_batch_size * self.seq_len)
+
+    def model_config(self) -> GPTConfig:
+        return GPTConfig(
+            vocab_size=data.VOCAB_SIZE,
+            seq_len=self.seq_len,
+            depth=self.depth,
+            n_embd=self.n_embd,
+            n_head=self.n_head,
+            tie_embeddings=self.tie_embeddings,
+        )
+
+
+class BadConfig(ValueError):
+    """A config that cannot run; the message says why in one line."""
+
+
+class Diverged(RuntimeError):
+    pass
+
+
+class Orphaned(RuntimeError):
+    pass
+
+
+def parse_config(raw: dict[str, Any]) -> TrainConfig:
+    """A TrainConfig from JSON data: unknown keys, wrong types and bad combinations raise."""
+    if not isinstance(raw, dict):
+        raise BadConfig(f"config must be a JSON object, got {type(raw).__name__}")
+    known = {f.name: f for f in fields(TrainConfig)}
+    unknown = sorted(set(raw) - set(known))
+    if unknown:
+        raise BadConfig(f"unknown config keys: {', '.join(unknown)}")
+    values: dict[str, Any] = {}
+    for name, value in raw.items():
+        kind = type(getattr(TrainConfig, name))
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if kind is int and isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if type(value) is not kind:
+            raise BadConfig(f"{name}={value!r} must be {kind.__name__}")
+        values[name] = value
+    config = TrainConfig(**values)
+    problems = check(config)
+    if problems:
+        raise BadConfig("; ".join(problems))
+    return config
+
+
+def check(c: TrainConfig) -> list[str]:
+    """Why this config cannot run (empty when it can): caught before any training starts."""
+    out = c.model_config().problems()
+    if c.device_batch_size < 1 or c.total_batch_size < 1:
+        out.append("total_batch_size and device_batch_size must be >= 1")
+    elif c.total_batch_size % (c.device_batch_size * c.seq_len):
+        out.append(
+            f"total_batch_size {c.total_batch_size} is not a multiple of device_batch_size x "
+            f"seq_len = {c.device_batch_size} x {c.seq_len} = {c.device_batch_size * c.seq_len}"
+        )
+    if c.seq_len > 0 and c.val_targets % c.seq_len:
+        out.append(f"seq_len {c.seq_len} does not divide val_targets {c.val_targets}")
+    for name in ("warmup_frac", "warmdown_frac", "final_lr_frac"):
+        if not 0.0 <= getattr(c, name) <= 1.0:
+            out.append(f"{name} must be in [0, 1]")
+    if c.warmup_frac + c.warmdown_frac > 1.0:
+        out.append(f"warmup_frac + warmdown_frac = {c.warmup_frac + c.warmdown_frac:g} > 1")
+    if min(c.matrix_lr, c.embedding_lr, c.head_lr) <= 0 or c.weight_decay < 0:
+        out.append("learning rates must be > 0 and weight_decay >= 0")
+    if not (0.0 <= c.adam_beta1 < 1.0 and 0.0 <= c.adam_beta2 < 1.0):
+        out.append("adam betas must be in [0, 1)")
+    if c.budget_mode not in ("tokens", "seconds"):
+        out.append(f"budget_mode {c.budget_mode!r} must be tokens or seconds")
+    if c.budget_tokens < 1 or c.budget_seconds <= 0:
+        out.append("budget_tokens and budget_seconds must be > 0")
+    if c.device not in ("cpu", "cuda", "auto"):
+        out.append(f"device {c.device!r} must be cpu, cuda or auto")
+    if c.dtype not in ("float32", "bfloat16"):
+        out.append(f"dtype {c.dtype!r} must be float32 or bfloat16")
+    return out
+
+
+def setup(c: TrainConfig) -> torch.device:
+    """Pick the device, set threads and seed every generator the run touches."""
+    device = torch.device("cuda" if c.device == "auto" and torch.cuda.is_available() else c.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise BadConfig("device cuda requested but CUDA is not available")
+    threads = c.threads or int(os.environ.get("TINYGPT_THREADS", "0"))
+    if threads > 0:
+        torch.set_num_threads(threads)
+    random.seed(c.seed)
+    torch.manual_seed(c.seed)
+    if device.type == "cpu":
+        # CPU kernels have deterministic versions at no visible cost; on CUDA they would be slower
+        # and a seconds budget is not reproducible anyway.
+        torch.use_deterministic_algorithms(True)
+    else:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    return device
+
+
+def build_optimizer(model: GPT, c: TrainConfig) -> torch.optim.AdamW:
+    """AdamW with one group per role; weight decay on the matrices only."""
+    lrs = {"matrix": c.matrix_lr, "embedding": c.embedding_lr, "head": c.head_lr}
+    groups = [
+        {"params": params, "lr": lrs[role], "initial_lr": lrs[role], "role": role,
+         "weight_decay": c.weight_decay if role == "matrix" else 0.0}
+        for role, params in model.param_groups().items()
+    ]  # fmt: skip
+    betas = (c.adam_beta1, c.adam_beta2)
+    try:  # the fused kernel (CPU and CUDA in recent torch) does the whole update in one pass
+        return torch.optim.AdamW(groups, betas=betas, eps=1e-8, fused=True)
+    except (RuntimeError, TypeError):
+        return torch.optim.AdamW(groups, betas=betas, eps=1e-8)
+
+
+def lr_multiplier(progress: float, c: TrainConfig) -> float:
+    """Warm-up from 0, constant, then linear warm-down to final_lr_frac; progress in [0, 1]."""
+    if progress < c.warmup_frac:
+        return progress / c.warmup_frac
+    if progress <= 1.0 - c.warmdown_frac or c.warmdown_frac == 0:
+        return 1.0
+    left = max(0.0, (1.0 - progress) / c.warmdown_frac)
+    return left + (1.0 - left) * c.final_lr_frac
+
+
+def autocast(c: TrainConfig, device: torch.device) -> contextlib.AbstractContextManager[Any]:
+    if c.dtype == "bfloat16" and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+@dataclass
+class TrainStats:
+    steps: int = 0
+    tokens: int = 0
+    timed_tokens: int = 0  # the tokens of the steps inside training_seconds
+    training_seconds: float = 0.0
+    last_loss: float = float("nan")
+
+
+def run_training(
+    model: GPT,
+    optimizer: torch.optim.Optimizer,
+    sampler: data.BatchSampler,
+    c: TrainConfig,
+    device: torch.device,
+    log: bool = True,
+) -> TrainStats:
+    """The training loop proper: LR schedule, gradient accumulation, budget, divergence check."""
+    loss_fn = torch.compile(model.loss) if c.compile else model.loss
+    planned = max(1, c.budget_tokens // c.total_batch_size)  # tokens mode: known up front
+    log_every = max(1, planned // LOG_LINES) if c.budget_mode == "tokens" else 50
+    parent = int(os.environ.get(PARENT_PID_ENV, "0"))
+    stats = TrainStats()
+    model.train()
+    while True:
+        if parent and os.getppid() != parent:
+            raise Orphaned(f"parent process {parent} exited")
+        if c.budget_mode == "tokens":
+            if stats.steps >= planned:
+                break
+            progress = (stats.steps + 1) / planned  # +1: the first step gets a non-zero lr
+        else:
+            if stats.steps > UNTIMED_STEPS and stats.training_seconds >= c.budget_seconds:
+                break
+            progress = min(1.0, stats.training_seconds / c.budget_seconds)
+        multiplier = lr_multiplier(progress, c)
+        for group in optimizer.param_groups:
+            group["lr"] = group["initial_lr"] * multiplier
+        start = time.perf_counter()
+        for _ in range(c.grad_accum):
+            x, y = sampler.next(device)
+            with autocast(c, device):
+                loss = loss_fn(x, y)
+            (loss / c.grad_accum).backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        stats.last_loss = loss.item()  # also waits for the GPU, so the step time below is real
+        dt = time.perf_counter() - start
+        stats.steps += 1
+        stats.tokens += c.total_batch_size
+        if c.budget_mode == "tokens" or stats.steps > UNTIMED_STEPS:
+            stats.training_seconds += dt
+            stats.timed_tokens += c.total_batch_size
+        if not math.isfinite(stats.last_loss) or stats.last_loss > MAX_LOSS:
+            raise Diverged(f"training loss {stats.last_loss} at step {stats.steps}")
+        if log and (stats.steps % log_every == 0 or stats.steps == 1):
+            print(
+                f"step {stats.steps:05d} | loss {stats.last_loss:.6f} | lrm {multiplier:.3f} | "
+                f"dt {dt * 1000:.0f}ms | tok/s {c.total_batch_size / dt:,.0f}",
+                flush=True,
+            )
+    return stats
+
+
+@torch.no_grad()
+def evaluate_bpb(model: GPT, c: TrainConfig, device: torch.device) -> float:
+    """val_bpb on the fixed slice: summed cross-entropy (nats) / (ln 2 x target bytes)."""
+    x, y = data.val_windows(data.tokens("val"), c.val_targets, c.seq_len)
+    rows = max(1, EVAL_TOKENS_PER_BATCH // c.seq_len)
+    model.eval()
+    total_nats = 0.0
+    for i in range(0, len(x), rows):
+        with autocast(c, device):
+            nats = model.loss(x[i : i + rows].to(device), y[i : i + rows].to(device), "sum")
+        total_nats += nats.item()
+    model.train()
+    return data.bits_per_byte(total_nats, y.numel())
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def mfu_percent(model: GPT, stats: TrainStats, device: torch.device) -> float | None:
+    if device.type != "cuda" or stats.training_seconds <= 0:
+        return None
+    name = torch.cuda.get_device_name(device)
+    peak = next((v for k, v in PEAK_FLOPS.items() if k in name), None)
+    if peak is None:
+        return None
+    flops = model.flops_per_token() * stats.timed_tokens
+    return 100.0 * flops / stats.training_seconds / peak
+
+
+def train(c: TrainConfig) -> dict[str, Any]:
+    """One full run: setup, train, evaluate. Returns the summary (status ok)."""
+    t0 = time.perf_counter()
+    device = setup(c)
+    model = GPT(c.model_config()).to(device)
+    optimizer = build_optimizer(model, c)
+    sampler = data.BatchSampler(data.tokens("train"), c.device_batch_size, c.seq_len, c.seed)
+    print(f"config: {json.dumps(asdict(c), sort_keys=True)}", flush=True)
+    print(f"params: {model.num_params():,}  grad_accum: {c.grad_accum}  device: {device}")
+    stats = run_training(model, optimizer, sampler, c, device)
+    val_bpb = evaluate_bpb(model, c, device)
+    summary: dict[str, Any] = {
+        "status": "ok",
+        "val_bpb": val_bpb,
+        "training_seconds": round(stats.training_seconds, 2),
+        "total_seconds": round(time.perf_counter() - t0, 2),
+        "peak_memory_mb": round(peak_memory_mb(device), 1),
+        "total_tokens_M": round(stats.tokens / 1e6, 6),
+        "num_steps": stats.steps,
+        "num_params_M": round(model.num_params() / 1e6, 4),
+        "tokens_per_second": round(stats.timed_tokens / max(stats.training_seconds, 1e-9)),
+        "depth": c.depth,
+    }
+    mfu = mfu_percent(model, stats, device)
+    if mfu is not None:
+        summary["mfu_percent"] = round(mfu, 2)
+    return summary
+
+
+def summary_lines(summary: dict[str, Any]) -> list[str]:
+    """Karpathy's block: a `---` line, then `key: value` a line.
+
+    val_bpb is printed at full (round-trip) precision, so equal runs can be checked bit for bit.
+    """
+    return ["---"] + [f"{key}: {value}" for key, value in summary.items()]
+
+
+def run(raw: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """Exit code and summary for one raw config; every failure becomes a status, not a traceback."""
+    try:
+        return 0, train(parse_config(raw))
+    except BadConfig as exc:
+        return 1, {"status": "crash", "reason": str(exc)}
+    except Diverged as exc:
+        return 1, {"status": "nan", "reason": str(exc)}
+    except (MemoryError, torch.cuda.OutOfMemoryError) as exc:
+        return 1, {"status": "oom", "reason": f"{type(exc).__name__}: {str(exc)[:200]}"}
+    except (data.CorpusError, Orphaned) as exc:
+        return 1, {"status": "crash", "reason": str(exc)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Train tinygpt once and print its summary.")
+    parser.add_argument("--config", default="{}", help="JSON object of TrainConfig fields")
+    args = parser.parse_args(argv)
+    try:
+        raw = json.loads(args.config)
+    except json.JSONDecodeError as exc:
+        code, summary = 1, {"status": "crash", "reason": f"--config is not JSON: {exc}"}
+    else:
+        code, summary = run(raw)
+    print("\n".join(summary_lines(summary)), flush=True)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
