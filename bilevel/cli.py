@@ -52,6 +52,26 @@ def script_option(text: str) -> Any:
     return typer.Option(help=text, rich_help_panel="Script objective (--objective script)")
 
 
+def run_length(
+    objective: str, options: dict[str, Any], iterations: int | None, cycle: int | None
+) -> tuple[int, int]:
+    """--iterations/--cycle, else the objective's own defaults (slow objectives run shorter),
+    else RunConfig's."""
+    from bilevel.objectives import make_objective
+
+    try:
+        obj = make_objective(objective, **options)
+    except USER_ERRORS:
+        obj = None  # its options are checked, with a clear error, when the run is configured
+    fields = RunConfig.model_fields
+    default_iterations = getattr(obj, "default_iterations", fields["iterations"].default)
+    default_cycle = getattr(obj, "default_cycle", fields["cycle"].default)
+    return (
+        default_iterations if iterations is None else iterations,
+        default_cycle if cycle is None else cycle,
+    )
+
+
 def fail(message: str) -> NoReturn:
     err.print(f"[red]error:[/red] {message}", highlight=False)
     raise typer.Exit(2)
@@ -76,8 +96,19 @@ def run(
         str, typer.Option(help="Objective name (see `bilevel objectives`).")
     ] = "synthetic:trainsim",
     arm: Annotated[str, typer.Option(help=f"One of: {', '.join(ARMS)}.")] = "full",
-    iterations: Annotated[int, typer.Option(help="Inner iterations in the whole run.")] = 120,
-    cycle: Annotated[int, typer.Option(help="Inner iterations per outer cycle.")] = 12,
+    iterations: Annotated[
+        int | None,
+        typer.Option(
+            help="Inner iterations in the whole run [default: 120, or the "
+            "objective's own, e.g. 30 for tinygpt]."
+        ),
+    ] = None,
+    cycle: Annotated[
+        int | None,
+        typer.Option(
+            help="Inner iterations per outer cycle [default: 12, or the objective's own]."
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed: same seed, same results.tsv.")] = 0,
     slots: Annotated[int, typer.Option(help="Evaluations in parallel per iteration.")] = 1,
     run_dir: Annotated[
@@ -163,6 +194,7 @@ def run(
     elif given := [k for k, v in script_flags.items() if v is not None]:
         flag = {"file": "train-file", "timeout_s": "eval-timeout"}.get(given[0], given[0])
         fail(f"--{flag.replace('_', '-')} is only for --objective script")
+    iterations, cycle = run_length(objective, objective_options, iterations, cycle)
     try:
         config = RunConfig(
             objective=objective,
