@@ -75,6 +75,7 @@ def make_chat(settings: LLMSettings, model: str, base_url: str | None) -> BaseCh
         temperature=settings.temperature,
         timeout=settings.timeout_s,
         max_retries=0,
+        seed=settings.seed,
         **limit,
         **extra,
     )

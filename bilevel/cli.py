@@ -225,6 +225,7 @@ def run(
                 price_out_per_mtok=price_out,
                 repair_rounds=repair_rounds,
                 gguf=gguf,
+                seed=seed,
             ),
         )
     except ValidationError as exc:

@@ -55,6 +55,11 @@ class LLMSettings(BaseModel):
     price_out_per_mtok: float = Field(0.0, ge=0, description="USD per 1M output tokens.")
     repair_rounds: int = Field(2, ge=0, le=10, description="Mechanism repair rounds.")
     gguf: str | None = Field(None, description="GGUF file for --llm local (default SmolLM2).")
+    seed: int | None = Field(
+        None,
+        description="Sampling seed sent to the server (llama.cpp, "
+        "vLLM and OpenAI honour it, best effort).",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> LLMSettings:
