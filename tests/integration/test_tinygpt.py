@@ -30,9 +30,9 @@ async def test_a_real_evaluation_is_ok_and_reproducible():
 
 async def test_invalid_combination_is_a_fast_crash():
     obj = make_objective("tinygpt")
-    result = await obj.evaluate({"n_embd": 129}, seed=0)
+    result = await obj.evaluate({"total_batch_size": 1024}, seed=0)  # < 8 x 256
     assert result.status == "crash" and result.metric is None
-    assert "not divisible by n_head" in result.extra["reason"]
+    assert "not a multiple of device_batch_size" in result.extra["reason"]
     assert "Traceback" not in result.log_tail and result.seconds < 60
 
 
