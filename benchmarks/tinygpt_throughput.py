@@ -5,21 +5,27 @@
 Both paths train the same model class (fresh, same seed) with the same AdamW, on the same batches
 (the same sampler and seed), for the same number of tokens, in this one process. The tinygpt path
 is `train.run_training` (LR schedule, gradient accumulation, divergence check, budget accounting);
-the plain path is the textbook loop below with none of that. The two alternate (A B B A ...) so
-that drift in machine load hits both alike; the verdict compares medians. Target: ratio >= 0.9.
+the plain path is the textbook loop below with none of that. The two alternate (A B, B A, ...)
+so that drift in machine load hits both alike; medians and best rounds are printed, the verdict
+compares best rounds. Target: ratio >= 0.9.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from dataclasses import replace
 
-import torch
+# The OpenMP setting the tinygpt objective gives its training processes (objective.py,
+# SUBPROCESS_ENV); it must be in the environment before torch loads libgomp.
+os.environ.setdefault("GOMP_SPINCOUNT", "1000")
 
-from bilevel.objectives.tinygpt import data, train
-from bilevel.objectives.tinygpt.model import GPT
+import torch  # noqa: E402
+
+from bilevel.objectives.tinygpt import data, train  # noqa: E402
+from bilevel.objectives.tinygpt.model import GPT  # noqa: E402
 
 TARGET_RATIO = 0.9
 DEFAULT_ROUNDS = 5
@@ -84,11 +90,14 @@ def main() -> None:
             f"plain {rates['plain'][-1]:9,.0f} tok/s",
             flush=True,
         )
-    tiny, plain = statistics.median(rates["tinygpt"]), statistics.median(rates["plain"])
-    ratio = tiny / plain
-    print(f"median: tinygpt {tiny:,.0f} tok/s   plain {plain:,.0f} tok/s")
+    for label, pick in (("median", statistics.median), ("best", max)):
+        tiny, plain = pick(rates["tinygpt"]), pick(rates["plain"])
+        print(f"{label:>6}: tinygpt {tiny:9,.0f} tok/s   plain {plain:9,.0f} tok/s")
+    # Other processes only ever slow a round down, so each path's best round is the least
+    # disturbed estimate of its own speed; the verdict compares those.
+    ratio = max(rates["tinygpt"]) / max(rates["plain"])
     verdict = "PASS" if ratio >= TARGET_RATIO else "FAIL"
-    print(f"ratio tinygpt/plain: {ratio:.3f} (target >= {TARGET_RATIO})  {verdict}")
+    print(f"ratio tinygpt/plain (best rounds): {ratio:.3f} (target >= {TARGET_RATIO})  {verdict}")
 
 
 if __name__ == "__main__":
