@@ -42,6 +42,7 @@ def summary_of(ledger: Ledger) -> dict[str, Any]:
     baseline = trials[0]["metric"] if trials else None
     counts = ledger.hook_counts()
     cycles = ledger.cycles()
+    tokens, cost = ledger.llm_spent()
     return {
         "run_dir": str(ledger.path.parent),
         "objective": config.get("objective"),
@@ -72,8 +73,8 @@ def summary_of(ledger: Ledger) -> dict[str, Any]:
         ],
         "llm": {
             "by_node": ledger.llm_usage(),
-            "tokens": ledger.llm_spent()[0],
-            "cost_usd": ledger.llm_spent()[1],
+            "tokens": tokens,
+            "cost_usd": cost,
         },
         "cycle_log": [
             {
