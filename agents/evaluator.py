@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from bilevel.objectives import EvalResult, Objective, make_objective
+from bilevel.objectives.script_run import die_with_parent
 
 RESULT_PREFIX = "BILEVEL_RESULT "
 
@@ -30,17 +31,27 @@ async def evaluate(
     objective_options: dict[str, Any],
     seed: int,
     timeout_s: float | None = None,
+    env: dict[str, str] | None = None,
 ) -> EvalResult:
-    if objective.inline:
+    """One evaluation. env: extra environment (e.g. CUDA_VISIBLE_DEVICES); it forces a
+    subprocess, since an inline evaluation would share this process's environment."""
+    if objective.inline and not env:
         try:
             return await objective.evaluate(config, seed)
         except Exception as exc:  # an objective bug is that trial's crash, not the run's
             return EvalResult(metric=None, status="crash", log_tail=f"{type(exc).__name__}: {exc}")
-    return await evaluate_in_subprocess(objective.name, objective_options, config, seed, timeout_s)
+    return await evaluate_in_subprocess(
+        objective.name, objective_options, config, seed, timeout_s, env
+    )
 
 
 async def evaluate_in_subprocess(
-    name: str, options: dict[str, Any], config: dict[str, Any], seed: int, timeout_s: float | None
+    name: str,
+    options: dict[str, Any],
+    config: dict[str, Any],
+    seed: int,
+    timeout_s: float | None,
+    env: dict[str, str] | None = None,
 ) -> EvalResult:
     request = json.dumps({"name": name, "options": options, "config": config, "seed": seed})
     start = time.perf_counter()
@@ -52,6 +63,8 @@ async def evaluate_in_subprocess(
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
         start_new_session=True,
+        env={**os.environ, **env} if env else None,
+        preexec_fn=die_with_parent,  # a killed run (or Ray worker) takes its evaluations along
     )
     try:
         out, _ = await asyncio.wait_for(proc.communicate(), timeout_s)

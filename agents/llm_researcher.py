@@ -7,6 +7,7 @@ An invalid proposal gets one repair round with the validation error; if that fai
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
@@ -138,10 +139,13 @@ async def propose(
     params: dict[str, Any],
     advice: str,
     seed: str,
+    avoid: Sequence[dict[str, Any]] = (),
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """Candidates for this step and, when the prior researcher had to step in, why."""
+    """Candidates for this step and, when the prior researcher had to step in, why.
+    avoid: configs being evaluated now in other slots (never proposed again)."""
     messages = build_prompt(objective, incumbent, history, params, advice)
     tried = {researcher.canonical(t["config"]) for t in history}
+    tried |= {researcher.canonical(c) for c in avoid}
     error = None
     for round_ in range(2):  # the proposal, then one repair round
         reply = None
@@ -170,5 +174,6 @@ async def propose(
         params["temperature"],
         params["candidates"],
         seed=seed,
+        avoid=avoid,
     )
     return own, error

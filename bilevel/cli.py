@@ -16,7 +16,17 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
+from bilevel.agents.executor import Executor
 from bilevel.agents.local_llm import LocalModelError
+from bilevel.cli_scale import (
+    DevicesFlag,
+    ExecutorFlag,
+    RayAddressFlag,
+    RayCpusFlag,
+    RayGpusFlag,
+    batch,
+    build_executor,
+)
 from bilevel.config import ARMS, LLMSettings, RunConfig, first_error
 from bilevel.graphs.setup import RunDirConflict
 from bilevel.objectives import UnknownObjective, registered
@@ -110,7 +120,7 @@ def run(
         ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed: same seed, same results.tsv.")] = 0,
-    slots: Annotated[int, typer.Option(help="Evaluations in parallel per iteration.")] = 1,
+    slots: Annotated[int, typer.Option(help="Evaluation slots: trials evaluated at once (W).")] = 1,
     run_dir: Annotated[
         Path | None, typer.Option(help="Run directory (default runs/<name>).")
     ] = None,
@@ -128,6 +138,15 @@ def run(
     checkpointer: Annotated[
         str | None, typer.Option(help="postgres:// URL of a shared checkpoint store.")
     ] = None,
+    eval_timeout: Annotated[
+        float | None,
+        typer.Option(help="Seconds one evaluation may take (script default 600; else none)."),
+    ] = None,
+    executor: ExecutorFlag = "local",
+    ray_address: RayAddressFlag = None,
+    devices: DevicesFlag = None,
+    ray_cpus: RayCpusFlag = 1.0,
+    ray_gpus: RayGpusFlag = 0.0,
     llm: Annotated[str, llm_option("none | local | openai:<model> | <base URL>.")] = "none",
     llm_model: Annotated[str | None, llm_option("Model name on a URL server.")] = None,
     researcher: Annotated[str | None, llm_option("prior | llm (default: llm when --llm).")] = None,
@@ -162,7 +181,6 @@ def run(
         str | None, script_option("File whose constants are rewritten (default: the .py run).")
     ] = None,
     direction: Annotated[str | None, script_option("minimize (default) | maximize.")] = None,
-    eval_timeout: Annotated[float | None, script_option("Seconds per trial (default 600).")] = None,
     workdir: Annotated[Path | None, script_option("Your project directory (default .).")] = None,
 ) -> None:
     """Run a bilevel search (no LLM or API key needed: the prior researcher and library meta)."""
@@ -183,16 +201,17 @@ def run(
         "config_via": config_via,
         "file": train_file,
         "direction": direction,
-        "timeout_s": eval_timeout,
         "workdir": str(workdir) if workdir else None,
     }
     if objective == "script":
         try:
+            script_flags["timeout_s"] = eval_timeout  # the script objective kills on its own
+            eval_timeout = None
             objective_options = script_cli_options(objective_options, script_flags)
         except USER_ERRORS as exc:
             fail(first_error(exc))
     elif given := [k for k, v in script_flags.items() if v is not None]:
-        flag = {"file": "train-file", "timeout_s": "eval-timeout"}.get(given[0], given[0])
+        flag = {"file": "train-file"}.get(given[0], given[0])
         fail(f"--{flag.replace('_', '-')} is only for --objective script")
     iterations, cycle = run_length(objective, objective_options, iterations, cycle)
     try:
@@ -205,6 +224,7 @@ def run(
             slots=slots,
             mechanism_source=source,
             hook_timeout_s=hook_timeout,
+            eval_timeout_s=eval_timeout,
             objective_options=objective_options,
             researcher=researcher or ("llm" if llm != "none" else "prior"),
             meta=meta or ("llm" if llm != "none" else "library"),
@@ -228,9 +248,12 @@ def run(
                 seed=seed,
             ),
         )
+        pool = build_executor(executor, ray_address, devices, ray_cpus, ray_gpus, slots)
     except ValidationError as exc:
         fail(first_error(exc, prefix="--"))
-    _execute(lambda progress: _arun(config, run_dir, progress, checkpointer), json_out)
+    except USER_ERRORS as exc:
+        fail(first_error(exc))
+    _execute(lambda progress: _arun(config, run_dir, progress, checkpointer, pool), json_out)
 
 
 @app.command()
@@ -240,26 +263,49 @@ def resume(
     checkpointer: Annotated[
         str | None, typer.Option(help="The postgres:// URL the run was started with.")
     ] = None,
+    executor: ExecutorFlag = "local",
+    ray_address: RayAddressFlag = None,
+    devices: DevicesFlag = None,
+    ray_cpus: RayCpusFlag = 1.0,
+    ray_gpus: RayGpusFlag = 0.0,
 ) -> None:
-    """Continue a run that was interrupted: no trial lost, none evaluated twice."""
-    from bilevel.runner import aresume
+    """Continue a run that was interrupted: no trial lost, none evaluated twice. The executor
+    may differ from the one it started with."""
+    try:
+        slots = _run_slots(run_dir)
+        pool = build_executor(executor, ray_address, devices, ray_cpus, ray_gpus, slots)
+    except USER_ERRORS as exc:
+        fail(first_error(exc))
+    _execute(lambda progress: _arun(None, run_dir, progress, checkpointer, pool), json_out)
 
-    _execute(
-        lambda progress: aresume(
-            run_dir, progress=progress, approver=approve_in_terminal, checkpointer=checkpointer
-        ),
-        json_out,
-    )
+
+def _run_slots(run_dir: Path) -> int:
+    from bilevel.report import open_ledger
+
+    ledger = open_ledger(run_dir)
+    try:
+        return (ledger.get_meta("config") or {}).get("slots", 1)
+    finally:
+        ledger.close()
 
 
 async def _arun(
-    config: RunConfig, run_dir: Path | None, progress: Any, checkpointer: str | None
+    config: RunConfig | None,
+    run_dir: Path | None,
+    progress: Any,
+    checkpointer: str | None,
+    executor: Executor,
 ) -> dict[str, Any]:
-    from bilevel.runner import arun
+    """Run config, or resume run_dir when config is None; the executor is closed after."""
+    from bilevel.runner import aresume, arun
 
-    return await arun(
-        config, run_dir, progress=progress, approver=approve_in_terminal, checkpointer=checkpointer
-    )
+    kwargs = {"progress": progress, "approver": approve_in_terminal, "checkpointer": checkpointer}
+    try:
+        if config is None:
+            return await aresume(run_dir, executor=executor, **kwargs)  # type: ignore[arg-type]
+        return await arun(config, run_dir, executor=executor, **kwargs)
+    finally:
+        await executor.close()
 
 
 async def approve_in_terminal(question: dict[str, Any]) -> str:
@@ -305,6 +351,8 @@ def show(
     else:
         print_summary(summary)
 
+
+app.command()(batch)
 
 mechanism_app = typer.Typer(no_args_is_help=True, help="Work with mechanism source files.")
 app.add_typer(mechanism_app, name="mechanism")
@@ -378,6 +426,13 @@ def print_summary(s: dict[str, Any]) -> None:
         f"baseline {fmt(s['baseline_metric'])}  best {fmt(s['best_metric'])}  "
         f"improvement {fmt(s['improvement'])}"
     )
+    ev = s["evaluation"]
+    if ev["utilisation"] is not None:
+        lost = f", {ev['workers_lost']} workers lost (retried)" if ev["workers_lost"] else ""
+        out.print(
+            f"evaluation: {ev['slots']} slots, utilisation {ev['utilisation']:.1%} "
+            f"({ev['busy_s']:.1f} busy slot-s over {ev['span_s']:.1f} s){lost}"
+        )
     for node, u in s["llm"]["by_node"].items():
         out.print(
             f"  llm {node:<16} {u['calls']} calls ({u['failed']} failed)  "

@@ -102,7 +102,9 @@ class RunConfig(BaseModel):
     iterations: int = Field(120, ge=1, le=100_000, description="Inner iterations in the whole run.")
     cycle: int = Field(12, ge=1, le=100_000, description="Inner iterations per outer cycle.")
     seed: int = Field(0, ge=0, description="Seed for researcher, meta-researcher and noise.")
-    slots: int = Field(1, ge=1, le=64, description="Evaluations run in parallel per iteration.")
+    slots: int = Field(
+        1, ge=1, le=64, description="Evaluation slots: trials in flight at once (W)."
+    )
     researcher: Literal["prior", "llm"] = Field("prior", description="Who proposes experiments.")
     meta: Literal["library", "llm"] = Field("library", description="Who writes mechanisms.")
     llm: LLMSettings = Field(default_factory=LLMSettings, description="The LLM, if any.")
@@ -112,6 +114,9 @@ class RunConfig(BaseModel):
     )
     hook_timeout_s: float = Field(
         1.0, gt=0, le=60, description="Wall-clock limit of one hook call."
+    )
+    eval_timeout_s: float | None = Field(
+        None, gt=0, description="Wall-clock limit of one evaluation (its process group is killed)."
     )
 
     @model_validator(mode="after")

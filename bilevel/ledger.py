@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 LEDGER_FILE = "ledger.sqlite"
-TIMING_COLUMNS = {"seconds", "ms", "created"}
+TIMING_COLUMNS = {"seconds", "ms", "created", "started", "finished", "worker"}
 TRIAL_JSON = ("config", "changes", "base", "extra")
 
 SCHEMA = """
@@ -27,7 +27,7 @@ CREATE TABLE IF NOT EXISTS trials (
     iteration INTEGER NOT NULL, config TEXT NOT NULL, changes TEXT NOT NULL, base TEXT NOT NULL,
     source TEXT NOT NULL, description TEXT NOT NULL, mechanism TEXT NOT NULL,
     metric REAL, status TEXT NOT NULL, seconds REAL, extra TEXT, log_tail TEXT,
-    accepted INTEGER, incumbent_metric REAL
+    accepted INTEGER, incumbent_metric REAL, started REAL, finished REAL, worker TEXT
 );
 CREATE TABLE IF NOT EXISTS notes (
     key TEXT PRIMARY KEY, cycle INTEGER NOT NULL, iteration INTEGER NOT NULL,
@@ -74,6 +74,14 @@ class Ledger:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
+        self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        """Ledgers written before the slot timing columns existed gain them (empty)."""
+        have = {r[1] for r in self._db.execute("PRAGMA table_info(trials)")}
+        for column, kind in (("started", "REAL"), ("finished", "REAL"), ("worker", "TEXT")):
+            if column not in have:
+                self._db.execute(f"ALTER TABLE trials ADD COLUMN {column} {kind}")
 
     def close(self) -> None:
         with self._lock:

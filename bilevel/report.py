@@ -76,6 +76,7 @@ def summary_of(ledger: Ledger) -> dict[str, Any]:
             "tokens": tokens,
             "cost_usd": cost,
         },
+        "evaluation": slot_use(ledger, config.get("slots", 1)),
         "cycle_log": [
             {
                 "cycle": c["cycle"],
@@ -94,3 +95,31 @@ def failed_calls(ledger: Ledger, mech_id: str) -> int:
         "SELECT COUNT(*) AS n FROM hook_calls WHERE mechanism = ? AND outcome != 'ok'", (mech_id,)
     )
     return rows[0]["n"]
+
+
+def slot_use(ledger: Ledger, slots: int) -> dict[str, Any]:
+    """How busy the W evaluation slots were, from the trials' start and finish times:
+    utilisation = busy slot-seconds / (W x the span from the first trial's start to the last
+    one's finish). The baseline (trial 0) is left out: every later trial waits for it."""
+    rows = ledger.query(
+        "SELECT started, finished, worker FROM trials WHERE trial > 0 AND started IS NOT NULL"
+    )
+    lost = ledger.query("SELECT COUNT(*) AS n FROM notes WHERE kind = 'worker_lost'")[0]["n"]
+    if not rows:
+        return {
+            "slots": slots,
+            "utilisation": None,
+            "busy_s": 0.0,
+            "span_s": 0.0,
+            "workers_lost": lost,
+        }
+    busy = sum(r["finished"] - r["started"] for r in rows)
+    span = max(r["finished"] for r in rows) - min(r["started"] for r in rows)
+    return {
+        "slots": slots,
+        "utilisation": busy / (slots * span) if span > 0 else None,
+        "busy_s": busy,
+        "span_s": span,
+        "workers": sorted({r["worker"].rsplit(":", 1)[0] for r in rows if r["worker"]}),
+        "workers_lost": lost,
+    }

@@ -15,6 +15,7 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
 
+from bilevel.agents.executor import Executor
 from bilevel.config import RunConfig
 from bilevel.graphs.context import ChatFactory, Context, ProgressFn
 from bilevel.graphs.outer import build_bilevel_graph
@@ -38,7 +39,8 @@ def default_run_dir(config: RunConfig) -> Path:
 
 
 def graph_config(config: RunConfig, thread_id: str) -> dict[str, Any]:
-    steps = 8 * (config.iterations + config.cycles) + 100  # supersteps per iteration, with margin
+    # supersteps: about 3 per trial and 6 per cycle, with margin
+    steps = 8 * (config.evaluations + config.cycles) + 100
     return {"configurable": {"thread_id": thread_id}, "recursion_limit": steps}
 
 
@@ -94,12 +96,14 @@ async def arun(
     approver: Approver | None = None,
     chat_factory: ChatFactory | None = None,
     checkpointer: str | None = None,
+    executor: Executor | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) to completion and return the summary that `bilevel show --json` prints.
 
     approver answers --approve's questions ("yes" adopts); without one every mechanism is declined.
     checkpointer: a postgres:// URL for a shared checkpoint store (default: SQLite in run_dir);
     it is not stored (it may hold a password), so a resume must pass it again.
+    executor: where evaluations run (default: local processes; the caller closes its own).
     """
     make_objective(config.objective, **config.objective_options)  # fail fast on a bad name
     run_dir = Path(run_dir or default_run_dir(config)).resolve()
@@ -117,7 +121,9 @@ async def arun(
     ledger.set_meta("checkpointer", kind)
     own_pool = pool is None
     pool = pool or SandboxPool()
-    context = Context(pool=pool, progress=progress, ledgers={str(run_dir): ledger})
+    context = Context(
+        pool=pool, progress=progress, ledgers={str(run_dir): ledger}, executor=executor
+    )
     if chat_factory is not None:
         context.chat_factory = chat_factory
     try:
@@ -162,6 +168,7 @@ async def aresume(
     progress: ProgressFn | None = None,
     approver: Approver | None = None,
     checkpointer: str | None = None,
+    executor: Executor | None = None,
 ) -> dict[str, Any]:
     ledger = open_ledger(run_dir)
     try:
@@ -175,6 +182,7 @@ async def aresume(
         progress=progress,
         approver=approver,
         checkpointer=checkpointer,
+        executor=executor,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from bilevel.graphs.slots import decided_before
 from bilevel.graphs.state import BilevelState
 from bilevel.ledger import Ledger
 
@@ -27,10 +28,12 @@ def assess_cycle(
 ) -> dict[str, Any]:
     """Per-cycle improvement, accept rate, repeats, fixation, untouched and flat parameters,
     hook calls. Blocking (SQLite): call it from a worker thread in async code."""
-    cycle = state["cycle_index"]
-    trace = ledger.trials(trace=state["trace"], before=state["next_trial"])
-    trials = [t for t in trace if t["cycle"] == cycle and t["trial"] > 0]
-    seen = {config_key(t["config"]) for t in trace if t["cycle"] < cycle or t["trial"] == 0}
+    cycle, first = state["cycle_index"], max(1, state["cycle_first_trial"])
+    # The cycle's trials are those it decided: with W slots a few were proposed in the cycle
+    # before, and the ones still in flight are left to the next.
+    trace = ledger.trials(trace=state["trace"], before=decided_before(state))
+    trials = [t for t in trace if t["trial"] >= first]
+    seen = {config_key(t["config"]) for t in trace if t["trial"] < first}
     repeats = 0
     for t in trials:
         repeats += config_key(t["config"]) in seen
@@ -39,7 +42,7 @@ def assess_cycle(
     effects: dict[str, list[float]] = {}
     before_metric = None
     for t in trace:  # |metric - incumbent's metric when proposed|, per changed parameter
-        if t["cycle"] == cycle and t["status"] == "ok" and before_metric is not None:
+        if t["trial"] >= first and t["status"] == "ok" and before_metric is not None:
             for n in t["changes"]:
                 effects.setdefault(n, []).append(abs(t["metric"] - before_metric))
         if t["incumbent_metric"] is not None:

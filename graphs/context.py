@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bilevel.agents.executor import Executor, LocalExecutor
 from bilevel.agents.llm import LLM, make_chat
 from bilevel.agents.local_llm import LocalServer
 from bilevel.config import LLMSettings
@@ -34,6 +35,9 @@ class Context:
     chat_factory: ChatFactory = make_chat  # tests pass fake chat models here
     chats: dict[tuple[str, str | None], Any] = field(default_factory=dict)
     local: LocalServer | None = None
+    executor: Executor | None = None  # where evaluations run (default: local processes)
+    evaluations: dict[tuple[str, int], asyncio.Task] = field(default_factory=dict)
+    _own_executor: bool = False
 
     async def aledger(self, run_dir: str) -> AsyncLedger:
         if run_dir not in self.ledgers:
@@ -48,6 +52,21 @@ class Context:
                 config["objective"], **config.get("objective_options", {})
             )
         return self.objectives[key]
+
+    async def get_executor(self) -> Executor:
+        if self.executor is None:
+            self.executor, self._own_executor = LocalExecutor(), True
+        await self.executor.start()
+        return self.executor
+
+    async def stop_evaluations(self) -> None:
+        """Cancel evaluations still in flight (their process groups are killed); a resume
+        starts them again."""
+        tasks = list(self.evaluations.values())
+        self.evaluations.clear()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def sandbox(self) -> SandboxPool:
         if self.pool is None:
@@ -113,7 +132,12 @@ class Context:
         self.ledgers.clear()
 
     async def aclose(self) -> None:
-        """Stop the local LLM server, if one was started, and close the ledgers."""
+        """Stop evaluations in flight and the local LLM server, if one was started, and close
+        the ledgers."""
+        await self.stop_evaluations()
+        if self._own_executor and self.executor is not None:
+            await self.executor.close()
+            self.executor, self._own_executor = None, False
         if self.local is not None:
             await self.local.stop()
             self.local = None

@@ -1,4 +1,11 @@
-"""The inner loop: researcher -> review/select -> evaluate (fan-out) -> accept, for one cycle.
+"""The inner loop: research -> review_select -> collect, for one cycle, over W evaluation slots.
+
+research proposes for the free slots, review_select assigns trials to them (their evaluations
+start in the background, graphs/trials.py), and collect decides the oldest trial in flight with
+the `accept` hook, then frees its slot. So the researcher works while other slots evaluate, and
+the trial order and incumbent updates depend only on the seed and W, never on which evaluation
+happened to finish first: trial n is always proposed from the decisions on trials up to n - W.
+With W = 1 this is the plain loop: propose, evaluate, accept.
 
 Each slot node dispatches to the mechanism held in state (graphs/slots.py). Trials are written
 to the ledger under ids assigned before evaluation, so a resumed run re-uses finished trials.
@@ -11,15 +18,14 @@ from typing import Any, Literal
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
-from langgraph.types import Command, Send
+from langgraph.types import Command
 
 from bilevel.agents import llm_researcher, researcher
-from bilevel.agents.evaluator import eval_seed, evaluate
 from bilevel.config import LLMSettings
-from bilevel.graphs.context import Context, context_of
-from bilevel.graphs.slots import Slots
+from bilevel.graphs.context import Context
+from bilevel.graphs.slots import Slots, decided_before, free_slots
 from bilevel.graphs.state import Assignment, BilevelState
-from bilevel.ledger import AsyncLedger
+from bilevel.graphs.trials import ensure_running, finish
 from bilevel.objectives import SearchSpace, SpaceError
 from bilevel.results import write_results
 
@@ -65,7 +71,8 @@ async def research(state: BilevelState, runtime: Runtime[Context]) -> dict[str, 
     advice = await slots.call("advise", [ctx], key="advise")
     proposed = await slots.call("propose", [ctx], key="propose")
     params = state["inner_params"]
-    history = await slots.ledger.trials(trace=state["trace"], before=state["next_trial"])
+    history = await slots.ledger.trials(trace=state["trace"], before=decided_before(state))
+    running = [a["config"] for a in state["inflight"]]
     seed = f"{state['config']['seed']}:{state['iteration']}"
     if state["config"]["researcher"] == "llm":
         settings = LLMSettings(**state["config"]["llm"])
@@ -73,7 +80,7 @@ async def research(state: BilevelState, runtime: Runtime[Context]) -> dict[str, 
             "researcher", settings, slots.ledger, slots.cycle, slots.iteration, "research"
         )
         own, fallback_reason = await llm_researcher.propose(
-            llm, slots.objective, state["incumbent"], history, params, advice, seed
+            llm, slots.objective, state["incumbent"], history, params, advice, seed, running
         )
         if fallback_reason is not None:  # the prior researcher proposed this step instead
             await slots.ledger.add_note(
@@ -90,8 +97,9 @@ async def research(state: BilevelState, runtime: Runtime[Context]) -> dict[str, 
             history,
             params["frozen"],
             params["temperature"],
-            params["candidates"],
+            max(params["candidates"], free_slots(state)),
             seed=seed,
+            avoid=running,
         )
     source = f"mechanism:{slots.mechanism['id']}"
     mechanism_candidates = [{"changes": c, "source": source, "hypothesis": ""} for c in proposed]
@@ -99,13 +107,13 @@ async def research(state: BilevelState, runtime: Runtime[Context]) -> dict[str, 
     return {"pending": pending, "mechanism": slots.mechanism, "advice": advice}
 
 
-async def review_select(
-    state: BilevelState, runtime: Runtime[Context]
-) -> Command[Literal["evaluate", "accept"]]:
-    """The selection slot's `review` (adjust or veto each candidate), then `select`."""
+async def review_select(state: BilevelState, runtime: Runtime[Context]) -> dict[str, Any]:
+    """The selection slot's `review` (adjust or veto each candidate), then `select` fills free
+    slots; the chosen trials' evaluations start in the background."""
     slots = await Slots.open(runtime, state)
     ctx = await slots.ctx()
     it, incumbent = state["iteration"], state["incumbent"]["config"]
+    running = {researcher.canonical(a["config"]) for a in state["inflight"]}
     reviewed = []
     for i, cand in enumerate(state["pending"]):
         out = await slots.call("review", [cand, ctx], key=f"review:{i}")
@@ -115,7 +123,11 @@ async def review_select(
             )
         else:
             reviewed.append(out)
-    reviewed = await keep_valid(slots, reviewed, "review")
+    reviewed = [
+        c
+        for c in await keep_valid(slots, reviewed, "review")
+        if researcher.canonical({**incumbent, **c["changes"]}) not in running
+    ]
     batch: list[Assignment] = []
     if reviewed:
         picks = await slots.call("select", [reviewed, ctx], key="select")
@@ -128,138 +140,86 @@ async def review_select(
                     "changes": cand["changes"],
                     "source": cand["source"],
                     "description": researcher.describe(cand["changes"], incumbent),
+                    "base": incumbent,
+                    "mechanism": slots.mechanism["id"],
+                    "trace": state["trace"],
+                    "cycle": slots.cycle,
+                    "iteration": it,
                 }
             )
-    else:
+    spent = len(batch)
+    if not batch:
         await slots.ledger.add_note(
             f"{it}:empty", slots.cycle, it, "no_candidates", {"pending": len(state["pending"])}
         )
-    update = {
+        if not state["inflight"]:
+            spent = 1  # nothing to propose and nothing running: the step costs an evaluation
+    return {
         "mechanism": slots.mechanism,
-        "batch": batch,
+        "inflight": state["inflight"] + batch,
+        "filling": bool(batch),
         "next_trial": state["next_trial"] + len(batch),
+        "evals_left": state["evals_left"] - spent,
+        "cycle_decided": state["cycle_decided"] + (spent - len(batch)),
+        "pending": [],
     }
-    sends = [Send("evaluate", {**state, **update, "assignment": a}) for a in batch]
-    return Command(update=update, goto=sends or "accept")
 
 
-async def evaluate_trial(payload: dict[str, Any], runtime: Runtime[Context]) -> dict[str, Any]:
-    """Evaluate one assignment unless the ledger already holds it (a resumed run)."""
-    context = context_of(runtime)
-    ledger = await context.aledger(payload["run_dir"])
-    await run_trial(
-        context,
-        ledger,
-        payload,
-        payload["assignment"],
-        base=payload["incumbent"]["config"],
-        mechanism_id=payload["mechanism"]["id"],
-    )
-    return {}
-
-
-async def run_trial(
-    context: Context,
-    ledger: AsyncLedger,
-    state: dict[str, Any],
-    a: Assignment,
-    base: dict[str, Any],
-    mechanism_id: str,
-) -> dict[str, Any]:
-    """Evaluate assignment a and append it to the ledger, once: the ledger row is the result."""
-    done = await ledger.trial(a["trial"])
-    if done is not None:
-        if done["config"] != a["config"]:  # the checkpoint and the ledger disagree: never guess
-            raise RuntimeError(f"trial {a['trial']} in the ledger differs from its assignment")
-        return done
-    config = state["config"]
-    result = await evaluate(
-        context.objective(config),
-        a["config"],
-        config.get("objective_options", {}),
-        eval_seed(config["seed"], a["trial"]),
-    )
-    await ledger.add_trial(
-        {
-            "trial": a["trial"],
-            "trace": state.get("trace", 0),
-            "cycle": state.get("cycle_index", 0),
-            "iteration": state.get("iteration", 0),
-            "config": a["config"],
-            "changes": a["changes"],
-            "base": base,
-            "source": a["source"],
-            "description": a["description"],
-            "mechanism": mechanism_id,
-            "metric": result.metric,
-            "status": result.status,
-            "seconds": round(result.seconds, 6),
-            "extra": result.extra,
-            "log_tail": result.log_tail[-2000:],
-            "accepted": None,
-            "incumbent_metric": None,
-        }
-    )
-    context.report(
-        {"event": "trial", "trial": a["trial"], "metric": result.metric, "status": result.status}
-    )
-    return await ledger.trial(a["trial"])
-
-
-async def accept(
+async def collect(
     state: BilevelState, runtime: Runtime[Context]
-) -> Command[Literal["research", "__end__"]]:
-    """The selection slot's `accept`, trial by trial in id order; then loop or end the cycle."""
+) -> Command[Literal["research", "collect", "__end__"]]:
+    """Fill free slots first; once none is worth filling, wait for the oldest trial in flight
+    and decide it with the `accept` hook. End the cycle after `cycle` x W decisions."""
     slots = await Slots.open(runtime, state)
+    run_dir, config = state["run_dir"], state["config"]
+    ensure_running(slots.context, slots.ledger, run_dir, config, state["inflight"])
+    update: dict[str, Any] = {"iteration": state["iteration"] + 1, "filling": False}
+    if state["filling"] and free_slots(state) > 0:
+        return Command(update=update, goto="research")
     incumbent = dict(state["incumbent"])
-    seen: list[dict[str, Any]] = []
-    first = min((a["trial"] for a in state["batch"]), default=state["next_trial"])
-    for a in sorted(state["batch"], key=lambda a: a["trial"]):
-        trial = await slots.ledger.trial(a["trial"])
+    inflight = list(state["inflight"])
+    if inflight:
+        a = inflight.pop(0)
+        trial = await finish(slots.context, slots.ledger, run_dir, config, a)
         view = {k: trial[k] for k in ("trial", "config", "changes", "metric", "status")}
-        ctx = await slots.ctx(incumbent=incumbent, extra_history=seen, before=first)
+        ctx = await slots.ctx(incumbent=incumbent, before=a["trial"])
         keep = await slots.call("accept", [view, ctx], key=f"accept:{a['trial']}")
         if keep:
-            incumbent = {
-                "config": trial["config"],
-                "metric": trial["metric"],
-                "trial": trial["trial"],
-            }
-        await slots.ledger.set_accepted(trial["trial"], keep, incumbent["metric"])
-        seen.append({**view, "accepted": keep, "source": trial["source"]})
-    await asyncio.to_thread(write_results, state["run_dir"], slots.ledger.sync)
-    evals_left = state["evals_left"] - len(state["batch"])
-    cycle_iteration = state["cycle_iteration"] + 1
+            incumbent = {"config": trial["config"], "metric": trial["metric"], "trial": a["trial"]}
+        await slots.ledger.set_accepted(a["trial"], keep, incumbent["metric"])
+        await asyncio.to_thread(write_results, run_dir, slots.ledger.sync)
+        update["cycle_decided"] = state["cycle_decided"] + 1
+    decided = update.get("cycle_decided", state["cycle_decided"])
     slots.context.report(
         {
             "event": "iteration",
             "iteration": state["iteration"] + 1,
             "cycle": slots.cycle,
             "incumbent": incumbent["metric"],
-            "evals_left": evals_left,
+            "evals_left": state["evals_left"] + len(inflight),
             "mechanism": slots.mechanism["id"],
         }
     )
-    update = {
-        "mechanism": slots.mechanism,
-        "incumbent": incumbent,
-        "evals_left": evals_left,
-        "cycle_iteration": cycle_iteration,
-        "iteration": state["iteration"] + 1,
-        "batch": [],
-        "pending": [],
-    }
-    more = cycle_iteration < state["config"]["cycle"] and evals_left > 0
-    return Command(update=update, goto="research" if more else END)
+    update.update({"mechanism": slots.mechanism, "incumbent": incumbent, "inflight": inflight})
+    run_over = state["evals_left"] <= 0 and not inflight
+    if run_over or decided >= config["cycle"] * config["slots"]:
+        goto = END
+    else:
+        goto = "research" if state["evals_left"] > 0 else "collect"
+    return Command(update=update, goto=goto)
+
+
+def start(state: BilevelState) -> Literal["research", "collect"]:
+    """A cycle begins by filling free slots, or, with none free, by waiting for the oldest."""
+    return "research" if free_slots(state) > 0 else "collect"
 
 
 def build_inner_graph() -> StateGraph:
     builder = StateGraph(BilevelState, context_schema=Context)
     builder.add_node("research", research)
     builder.add_node("review_select", review_select)
-    builder.add_node("evaluate", evaluate_trial)
-    builder.add_node("accept", accept)
-    builder.add_edge(START, "research")
+    builder.add_node("collect", collect)
+    builder.add_conditional_edges(START, start)
     builder.add_edge("research", "review_select")
-    builder.add_edge("evaluate", "accept")
+    builder.add_edge("review_select", "collect")
     return builder

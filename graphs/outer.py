@@ -25,7 +25,7 @@ from bilevel.graphs.context import Context, context_of
 from bilevel.graphs.inner import build_inner_graph
 from bilevel.graphs.meta import meta_research
 from bilevel.graphs.setup import default_mechanism, setup
-from bilevel.graphs.slots import Slots
+from bilevel.graphs.slots import Slots, decided_before
 from bilevel.graphs.state import BilevelState, InputState, OutputState
 from bilevel.results import write_results
 from bilevel.sandbox.validation import validate_mechanism
@@ -93,11 +93,12 @@ async def assess(
     update.update(
         {
             "cycle_index": cycle + 1,
-            "cycle_iteration": 0,
+            "cycle_decided": 0,
+            "cycle_first_trial": decided_before(state),
             "cycle_start_metric": state["incumbent"]["metric"],
         }
     )
-    if state["evals_left"] <= 0 or state["iteration"] >= cfg["iterations"]:
+    if state["evals_left"] <= 0 and not state["inflight"]:
         await asyncio.to_thread(write_results, state["run_dir"], ledger.sync)
         return Command(update={**update, "done": True}, goto=END)
     if cfg["arm"] == "restart":

@@ -13,8 +13,8 @@ from langgraph.runtime import Runtime
 from bilevel.agents import meta_researcher, researcher
 from bilevel.config import InnerParams, RunConfig
 from bilevel.graphs.context import Context, context_of
-from bilevel.graphs.inner import run_trial
-from bilevel.graphs.state import BilevelState, InputState, Mechanism
+from bilevel.graphs.state import Assignment, BilevelState, InputState, Mechanism
+from bilevel.graphs.trials import run_trial
 from bilevel.ledger import AsyncLedger, Ledger
 from bilevel.results import write_results
 from bilevel.sandbox.validation import validate_mechanism
@@ -123,23 +123,31 @@ async def setup(
         mechanism = await install_user_mechanism(context, ledger, run_config.mechanism_source)
     context.report({"event": "setup", "run_dir": run_dir, "total": run_config.evaluations})
     defaults = context.objective(cfg).space.defaults()
-    baseline = {
+    baseline: Assignment = {
         "trial": 0,
         "config": defaults,
         "changes": {},
         "source": "baseline",
         "description": "baseline",
+        "base": defaults,
+        "mechanism": mechanism["id"],
+        "trace": 0,
+        "cycle": 0,
+        "iteration": 0,
     }
     partial = {"run_dir": run_dir, "config": cfg, "trace": 0, "cycle_index": 0, "iteration": 0}
-    trial = await run_trial(context, ledger, partial, baseline, defaults, mechanism["id"])
+    trial = await run_trial(context, ledger, cfg, baseline)
     await ledger.set_accepted(0, trial["status"] == "ok", trial["metric"])  # a crash is no keep
     await asyncio.to_thread(write_results, run_dir, ledger.sync)
     point = {"config": defaults, "metric": trial["metric"], "trial": 0}
     return {
         **partial,
         "next_trial": 1,
-        "cycle_iteration": 0,
+        "cycle_decided": 0,
+        "cycle_first_trial": 1,
         "evals_left": run_config.iterations * run_config.slots,
+        "inflight": [],
+        "filling": False,
         "baseline": point,
         "incumbent": point,
         "cycle_start_metric": trial["metric"],

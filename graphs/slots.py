@@ -20,6 +20,17 @@ from bilevel.objectives import Objective
 HISTORY_LIMIT = 500  # trials of the current trace a hook sees (most recent)
 
 
+def free_slots(state: BilevelState) -> int:
+    """Evaluation slots not in use, counting only evaluations the budget still allows."""
+    return max(0, min(state["config"]["slots"] - len(state["inflight"]), state["evals_left"]))
+
+
+def decided_before(state: BilevelState) -> int:
+    """Trials with smaller ids are all decided (accepted or discarded); the ones in flight
+    are not, and what a node sees must not depend on which of them happened to finish."""
+    return state["inflight"][0]["trial"] if state["inflight"] else state["next_trial"]
+
+
 def call_seed(seed: int, key: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}:{key}".encode()).digest()[:4], "big")
 
@@ -49,13 +60,13 @@ class Slots:
     ) -> dict[str, Any]:
         """The JSON ctx every hook receives (see bilevel.contract).
 
-        History holds the trace's trials with ids below `before` (default: the next unassigned
-        id): a replayed node must not see trials that its first execution went on to record.
+        History holds the trace's trials with ids below `before` (default: every decided trial):
+        a replayed node must not see trials that its first execution went on to record.
         """
         state, space = self.state, self.objective.space
         incumbent = incumbent or state["incumbent"]
         trials = await self.ledger.trials(
-            trace=state["trace"], limit=HISTORY_LIMIT, before=before or state["next_trial"]
+            trace=state["trace"], limit=HISTORY_LIMIT, before=before or decided_before(state)
         )
         history = [
             {
@@ -73,7 +84,7 @@ class Slots:
             "iteration": state["iteration"],
             "cycle": state["cycle_index"],
             "evaluations_left": state["evals_left"],
-            "slots": min(state["config"]["slots"], max(1, state["evals_left"])),
+            "slots": max(1, free_slots(state)),
             "seed": state["config"]["seed"],
             "direction": self.objective.direction,
             "space": space.to_json(),

@@ -26,11 +26,19 @@ class Mechanism(TypedDict):
 
 
 class Assignment(TypedDict):
+    """A trial given to an evaluation slot; fixed when assigned, so a resumed run evaluates it
+    exactly as the first attempt would have."""
+
     trial: int
     config: dict[str, Any]
     changes: dict[str, Any]
     source: str
     description: str
+    base: dict[str, Any]  # the incumbent config it was proposed from
+    mechanism: str  # the mechanism whose slots proposed it
+    trace: int
+    cycle: int
+    iteration: int
 
 
 class InputState(TypedDict, total=False):
@@ -45,6 +53,7 @@ class InputState(TypedDict, total=False):
     objective_options: dict[str, Any]
     mechanism_source: str | None
     hook_timeout_s: float
+    eval_timeout_s: float | None
     researcher: str
     meta: str
     llm: dict[str, Any]
@@ -56,10 +65,11 @@ class BilevelState(InputState, total=False):
     config: dict[str, Any]  # the validated RunConfig
     trace: int  # bumped when the `restart` arm resets the inner loop's history
     cycle_index: int
-    cycle_iteration: int  # iterations done in the current cycle
-    iteration: int  # iterations done in the whole run
+    cycle_decided: int  # trials accepted or discarded in the current cycle
+    cycle_first_trial: int  # the first trial the current cycle decides
+    iteration: int  # research steps in the whole run
     next_trial: int
-    evals_left: int
+    evals_left: int  # evaluations not yet assigned to a slot
     baseline: Point
     incumbent: Point
     cycle_start_metric: float | None
@@ -71,7 +81,8 @@ class BilevelState(InputState, total=False):
     assessment: dict[str, Any]  # the last cycle's statistics
     advice: str
     pending: list[dict[str, Any]]  # candidates of the current iteration
-    batch: list[Assignment]  # trials being evaluated in the current iteration
+    inflight: list[Assignment]  # assigned, not yet decided, in trial order (at most `slots`)
+    filling: bool  # the last research step assigned a trial (so free slots are worth filling)
     repair: dict[str, Any] | None  # the last validation failure, for an LLM repair round
     done: bool
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -61,7 +62,10 @@ def registered() -> dict[str, ObjectiveFactory]:
 
 def make_objective(name: str, **options: Any) -> Objective:
     """Build a registered objective; options (e.g. noise=0.01) go to its factory."""
-    factories = registered()
+    # Only the module that defines name: an evaluation subprocess for a synthetic objective must
+    # not pay for importing torch (tinygpt).
+    _load_builtin(name)
+    factories = dict(_REGISTRY) if name in _REGISTRY else registered()
     if name not in factories:
         known = ", ".join(sorted(factories))
         raise UnknownObjective(f"unknown objective {name!r}: choose one of {known}")
@@ -71,8 +75,21 @@ def make_objective(name: str, **options: Any) -> Objective:
         raise UnknownObjective(f"bad options for objective {name!r}: {exc}") from None
 
 
+# Built-in objective modules by name prefix, imported late (for their @register side effects)
+# so the registry has no import cycle.
+BUILTIN_MODULES = {
+    "synthetic:": "bilevel.objectives.synthetic",
+    "tinygpt": "bilevel.objectives.tinygpt.objective",
+    "script": "bilevel.objectives.script",
+}
+
+
+def _load_builtin(name: str) -> None:
+    for prefix, module in BUILTIN_MODULES.items():
+        if name.startswith(prefix):
+            importlib.import_module(module)
+
+
 def _load_builtins() -> None:
-    # Imported for their @register side effects; late so the registry has no import cycle.
-    import bilevel.objectives.script  # noqa: F401
-    from bilevel.objectives import synthetic  # noqa: F401
-    from bilevel.objectives.tinygpt import objective as _tinygpt  # noqa: F401
+    for module in BUILTIN_MODULES.values():
+        importlib.import_module(module)

@@ -7,8 +7,10 @@ A timeout (or cancellation) kills the whole group, so a training script's data-l
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import os
 import signal
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +40,7 @@ async def run_command(argv: list[str], cwd: Path, env: dict[str, str], timeout_s
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=die_with_parent,
         )
     except OSError as exc:
         return Run(None, f"could not start {argv[0]!r}: {exc}", time.perf_counter() - start)
@@ -69,6 +72,16 @@ async def _keep_tail(stream: asyncio.StreamReader, buffer: bytearray) -> None:
         buffer += chunk
         if len(buffer) > 2 * KEEP_BYTES:
             del buffer[:-KEEP_BYTES]
+
+
+def die_with_parent() -> None:
+    """In a child process before exec: the kernel SIGKILLs it when its parent dies, so a killed
+    run leaves no model server or evaluation behind (Linux only)."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
 
 
 def _kill_group(pgid: int) -> None:

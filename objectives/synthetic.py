@@ -5,6 +5,8 @@ researcher prefers the first ones. The traps:
 - late-lever:  the parameter with by far the largest effect is listed last.
 - deceptive:   greedy steps settle in a shallow basin; the deep one lies across a ridge.
 - interact:    lr and batch size must move together; either alone makes things worse.
+- sleep:       trainsim, taking a fixed wall time per evaluation in its own process, to measure
+               how well the executor keeps evaluation slots busy (benchmarks/utilisation.py).
 - trainsim:    a training-run surrogate (val_bpb-like) with a late batch-size lever, an lr x batch
                interaction, a divergence region (status nan) and observation noise by default.
 All are minimised; every optimum is exact (`optimum`, `optimum_config`).
@@ -12,6 +14,7 @@ All are minimised; every optimum is exact (`optimum`, `optimum_config`).
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
 import time
@@ -19,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bilevel.objectives.base import EvalResult, register
+from bilevel.objectives.base import EvalResult, UnknownObjective, register
 from bilevel.objectives.space import Param, SearchSpace
 
 Config = dict[str, Any]
@@ -41,6 +44,8 @@ class SyntheticObjective:
     metric: str = "loss"
     direction: str = "minimize"
     inline: bool = True
+    sleep_s: float = 0.0  # wall time each evaluation takes (synthetic:sleep)
+    jitter: float = 0.0  # up to this fraction more, unseeded: finishing order varies run to run
 
     def value(self, config: Config) -> float | None:
         return self.fn(self.space.validate(config))
@@ -48,6 +53,8 @@ class SyntheticObjective:
     async def evaluate(self, config: Config, seed: int, budget: float | None = None) -> EvalResult:
         start = time.perf_counter()
         clean = self.value(config)
+        if self.sleep_s:
+            await asyncio.sleep(self.sleep_s * (1 + self.jitter * random.SystemRandom().random()))
         seconds = time.perf_counter() - start
         if clean is None:
             return EvalResult(metric=None, status="nan", seconds=seconds, log_tail="loss diverged")
@@ -279,3 +286,19 @@ def make_trainsim(noise: float = 0.003) -> SyntheticObjective:
         noise=noise,
         metric="val_bpb",
     )
+
+
+@register("synthetic:sleep")
+def make_sleep(
+    seconds: float = 1.0, noise: float = 0.003, jitter: float = 0.0
+) -> SyntheticObjective:
+    if not (0 <= seconds <= 3600 and 0 <= jitter <= 10):
+        raise UnknownObjective(
+            f"bad options for objective 'synthetic:sleep': seconds={seconds} (0..3600) "
+            f"or jitter={jitter} (0..10) is out of range"
+        )
+    base = make_trainsim(noise)
+    base.name = "synthetic:sleep"
+    base.description = f"synthetic:trainsim taking {seconds:g} s per evaluation in a subprocess."
+    base.sleep_s, base.jitter, base.inline = float(seconds), float(jitter), False
+    return base

@@ -53,6 +53,7 @@ async def test_every_ctx_builder_gives_the_contract_keys(tmp_path):
         "iteration": 0,
         "cycle_index": 0,
         "evals_left": 5,
+        "inflight": [],
         "baseline": point,
         "incumbent": point,
         "inner_params": {"frozen": []},

@@ -1,0 +1,188 @@
+"""The scale side of the CLI: executor flags (shared by run, resume and batch) and `bilevel batch`.
+
+Kept apart from bilevel/cli.py so that module stays about one run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+
+from bilevel.agents.executor import Executor, make_executor
+from bilevel.batch import BatchPlan, arm_means, arun_batch, run_dir_for, summary_rows
+from bilevel.config import first_error
+
+
+def executor_option(text: str) -> Any:
+    return typer.Option(help=text, rich_help_panel="Where evaluations run")
+
+
+ExecutorFlag = Annotated[str, executor_option("local (default) | ray.")]
+RayAddressFlag = Annotated[
+    str | None,
+    executor_option("Ray cluster: auto | <host:port> (default: a local Ray runtime)."),
+]
+DevicesFlag = Annotated[
+    str | None,
+    executor_option("local: devices for the slots, e.g. 0,1,2,3 (CUDA_VISIBLE_DEVICES)."),
+]
+RayCpusFlag = Annotated[float, executor_option("ray: CPUs each evaluation task declares.")]
+RayGpusFlag = Annotated[float, executor_option("ray: GPUs each evaluation task declares.")]
+
+
+def build_executor(
+    kind: str,
+    ray_address: str | None,
+    devices: str | None,
+    ray_cpus: float,
+    ray_gpus: float,
+    slots: int,
+) -> Executor:
+    """The executor the flags describe (slots: evaluations that may run at once);
+    ValueError (one line) for a bad combination."""
+    if kind == "local" and ray_address is not None:
+        raise ValueError("--ray-address needs --executor ray")
+    if kind == "ray" and devices is not None:
+        raise ValueError("--devices is for --executor local (Ray assigns GPUs itself)")
+    # A local Ray runtime gets enough logical CPUs that every slot can hold a task.
+    ray_init = (
+        None if ray_address else {"num_cpus": max(os.cpu_count() or 1, int(slots * ray_cpus))}
+    )
+    return make_executor(
+        kind,
+        devices=split(devices),
+        ray_address=ray_address,
+        num_cpus=ray_cpus,
+        num_gpus=ray_gpus,
+        ray_init=ray_init,
+    )
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'0,1,2' or '0-4' (inclusive) or a mix: '0-2,7'."""
+    seeds: list[int] = []
+    try:
+        for part in text.split(","):
+            lo, _, hi = part.strip().partition("-")
+            seeds.extend(range(int(lo), int(hi or lo) + 1))
+    except ValueError:
+        raise ValueError(f"--seeds {text!r} must look like 0,1,2 or 0-4") from None
+    return seeds
+
+
+def split(text: str | None) -> list[str] | None:
+    return [t.strip() for t in text.split(",") if t.strip()] if text else None
+
+
+def batch(
+    objectives: Annotated[str | None, typer.Option(help="Comma-separated objective names.")] = None,
+    arms: Annotated[str | None, typer.Option(help="Comma-separated arms.")] = None,
+    seeds: Annotated[str | None, typer.Option(help="Seeds: 0,1,2 or 0-4.")] = None,
+    file: Annotated[
+        Path | None, typer.Option(help="A TOML plan (objectives, arms, seeds, ...).")
+    ] = None,
+    iterations: Annotated[int | None, typer.Option(help="Inner iterations per run.")] = None,
+    cycle: Annotated[int | None, typer.Option(help="Inner iterations per cycle.")] = None,
+    slots: Annotated[int | None, typer.Option(help="Evaluation slots per run.")] = None,
+    out: Annotated[Path, typer.Option(help="Batch directory (one run dir per run).")] = Path(
+        "runs/batch"
+    ),
+    max_concurrency: Annotated[int, typer.Option(help="Runs at once.")] = 2,
+    executor: ExecutorFlag = "local",
+    ray_address: RayAddressFlag = None,
+    devices: DevicesFlag = None,
+    ray_cpus: RayCpusFlag = 1.0,
+    ray_gpus: RayGpusFlag = 0.0,
+) -> None:
+    """Run objectives x arms x seeds, several at once; run it again to resume an interrupted
+    batch (finished runs are kept, the others continue)."""
+    from bilevel.cli import USER_ERRORS, err, fail
+
+    if max_concurrency < 1:
+        fail("--max-concurrency must be at least 1")
+    try:
+        fields: dict[str, Any] = BatchPlan.read_toml(file) if file else {}
+        flags = {
+            "objectives": split(objectives),
+            "arms": split(arms),
+            "seeds": parse_seeds(seeds) if seeds else None,
+            "iterations": iterations,
+            "cycle": cycle,
+            "slots": slots,
+        }
+        fields.update({k: v for k, v in flags.items() if v is not None})
+        if "objectives" not in fields:
+            raise ValueError("name the objectives: --objectives a,b or --file plan.toml")
+        plan = BatchPlan(**fields)
+        configs = plan.configs()
+        pool = build_executor(
+            executor, ray_address, devices, ray_cpus, ray_gpus, plan.slots * max_concurrency
+        )
+    except ValidationError as exc:
+        fail(first_error(exc, prefix="--"))
+    except USER_ERRORS as exc:
+        fail(first_error(exc))
+    err.print(f"batch: {len(configs)} runs in {out} ({max_concurrency} at once)")
+
+    def done(i: int, s: dict[str, Any]) -> None:
+        c = configs[i]
+        err.print(
+            f"  done {c.objective} {c.arm} s{c.seed}: best {s['best_metric']:.6g} "
+            f"(improvement {s['improvement']:.6g}) in {s['wall_s']:.1f}s",
+            highlight=False,
+        )
+
+    try:
+        summaries = asyncio.run(_batch(configs, out, max_concurrency, pool, done))
+    except USER_ERRORS as exc:
+        fail(first_error(exc))
+    except KeyboardInterrupt:
+        err.print(
+            f"interrupted: run the same `bilevel batch` again to resume, or `bilevel resume` "
+            f"one run dir (e.g. {run_dir_for(out, configs[0])})"
+        )
+        raise typer.Exit(130) from None
+    print_batch(summaries, out)
+
+
+async def _batch(
+    configs: list[Any], out: Path, max_concurrency: int, executor: Executor, done: Any
+) -> list[dict[str, Any]]:
+    try:
+        return await arun_batch(configs, out, max_concurrency, executor, done)
+    finally:
+        await executor.close()
+
+
+def print_batch(summaries: list[dict[str, Any]], out_dir: Path) -> None:
+    """Plain aligned text (grep-able, never truncated): one row per run, then the arm means."""
+    rows = [
+        [
+            r["objective"],
+            r["arm"],
+            str(r["seed"]),
+            str(r["trials"]),
+            *(f"{r[k]:.6g}" if r[k] is not None else "-" for k in ("baseline", "best")),
+            f"{r['improvement']:.6g}",
+        ]
+        for r in summary_rows(summaries)
+    ]
+    print_table(["objective", "arm", "seed", "trials", "baseline", "best", "improvement"], rows)
+    print()
+    means = [
+        [m["objective"], m["arm"], str(m["runs"]), f"{m['mean_improvement']:.6g}", f"{m['sd']:.3g}"]
+        for m in arm_means(summaries)
+    ]
+    print_table(["objective", "arm", "runs", "mean_improvement", "sd"], means)
+    print(f"\nwritten: {out_dir / 'summary.tsv'}, {out_dir / 'summary.json'}")
+
+
+def print_table(header: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(c) for c in column) for column in zip(header, *rows, strict=False)]
+    for row in [header, *rows]:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
