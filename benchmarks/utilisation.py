@@ -1,7 +1,7 @@
 """How busy the executor keeps W evaluation slots, on an objective that sleeps a fixed time.
 
     python benchmarks/utilisation.py [--executors local,ray] [--slots 1,2,4,8]
-                                     [--evaluations 64] [--seconds 2.0]
+                                     [--evaluations 48] [--seconds 4.0]
 
 Each (executor, W) is one real bilevel run (arm full, prior researcher, library
 meta-researcher, sandboxed hooks) of `synthetic:sleep` with the same total budget of
@@ -62,16 +62,18 @@ async def measure(executor: Executor, slots: int, evaluations: int, seconds: flo
 
 
 async def warm(executor: Executor, slots: int) -> None:
-    """One short run first, so Ray's worker processes exist before anything is timed."""
-    await measure(executor, slots, slots, 0.0)
+    """One short run first, so that all of Ray's worker processes exist before anything is
+    timed: evaluations of a second overlap, so W workers are needed at once (with instant
+    ones, a few workers would serve the whole warm-up and the rest start cold, mid-measurement)."""
+    await measure(executor, slots, 2 * slots, 1.0)
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--executors", default="local,ray")
     parser.add_argument("--slots", default="1,2,4,8")
-    parser.add_argument("--evaluations", type=int, default=64)
-    parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--evaluations", type=int, default=48)
+    parser.add_argument("--seconds", type=float, default=4.0)
     args = parser.parse_args()
     widths = [int(w) for w in args.slots.split(",")]
     print(

@@ -49,6 +49,7 @@ class BatchPlan(BaseModel):
     iterations: int | None = Field(None, description="Per run (default: RunConfig's).")
     cycle: int | None = Field(None, description="Per run (default: RunConfig's).")
     slots: int = Field(1, ge=1, le=64, description="Evaluation slots per run.")
+    gate: bool = Field(False, description="The statistical adoption gate (on in bench).")
     objective_options: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="Options per objective name."
     )
@@ -80,6 +81,7 @@ class BatchPlan(BaseModel):
                 arm=arm,
                 seed=seed,
                 slots=self.slots,
+                gate=self.gate,
                 **length,
             )
             for objective in self.objectives

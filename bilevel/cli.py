@@ -18,6 +18,7 @@ from rich.console import Console
 
 from bilevel.agents.executor import Executor
 from bilevel.agents.local_llm import LocalModelError
+from bilevel.cli_library import mechanisms_app
 from bilevel.cli_scale import (
     DevicesFlag,
     ExecutorFlag,
@@ -25,6 +26,8 @@ from bilevel.cli_scale import (
     RayCpusFlag,
     RayGpusFlag,
     batch,
+    bench,
+    bench_report,
     build_executor,
 )
 from bilevel.config import ARMS, LLMSettings, RunConfig, first_error
@@ -80,6 +83,34 @@ def run_length(
         default_iterations if iterations is None else iterations,
         default_cycle if cycle is None else cycle,
     )
+
+
+def library_start(
+    objective: str, options: dict[str, Any], learn: bool
+) -> tuple[str, dict[str, Any]]:
+    """The library's best mechanism source for a similar objective, and (with learn) the meta
+    prior; ValueError when the library is off or has nothing for this objective."""
+    from bilevel.library import library_path, open_library
+    from bilevel.objectives import make_objective
+
+    library = open_library()
+    if library is None:
+        raise ValueError("the mechanism library is off (BILEVEL_LIBRARY=off)")
+    try:
+        metric = make_objective(objective, **options).metric
+        best = library.best_for(objective, metric)
+        prior = library.prior_for(objective, metric) if learn else {}
+    finally:
+        library.close()
+    if best is None:
+        raise ValueError(
+            f"the library ({library_path()}) has no adopted mechanism for {objective} or its "
+            f"metric {metric}: run a mechanism or full arm first"
+        )
+    err.print(
+        f"from the library: {best['id']} ({best['name']}, mean reward {best['mean_reward']:.3g})"
+    )
+    return best["source"], prior
 
 
 def fail(message: str) -> NoReturn:
@@ -142,6 +173,28 @@ def run(
         float | None,
         typer.Option(help="Seconds one evaluation may take (script default 600; else none)."),
     ] = None,
+    noise_repeats: Annotated[
+        int,
+        typer.Option(help="Evaluate the baseline this many more times to measure noise sigma."),
+    ] = 0,
+    noise_k: Annotated[
+        float, typer.Option(help="With --noise-repeats: keep only gains larger than k x sigma.")
+    ] = 2.0,
+    gate: Annotated[
+        bool,
+        typer.Option(
+            help="Statistical adoption gate: adopt only credible gains (permutation test)."
+        ),
+    ] = False,
+    gate_alpha: Annotated[float, typer.Option(help="The gate's significance level.")] = 0.1,
+    from_library: Annotated[
+        bool,
+        typer.Option(help="Start from the library's best mechanism for a similar objective."),
+    ] = False,
+    learn_from_library: Annotated[
+        bool,
+        typer.Option(help="The offline meta-researcher starts from the library's statistics."),
+    ] = False,
     executor: ExecutorFlag = "local",
     ray_address: RayAddressFlag = None,
     devices: DevicesFlag = None,
@@ -214,6 +267,15 @@ def run(
         flag = {"file": "train-file"}.get(given[0], given[0])
         fail(f"--{flag.replace('_', '-')} is only for --objective script")
     iterations, cycle = run_length(objective, objective_options, iterations, cycle)
+    meta_prior: dict[str, Any] = {}
+    if from_library or learn_from_library:
+        if from_library and source is not None:
+            fail("--from-library and --mechanism both choose the first mechanism: use one")
+        try:
+            from_lib, meta_prior = library_start(objective, objective_options, learn_from_library)
+        except USER_ERRORS as exc:
+            fail(first_error(exc))
+        source = from_lib if from_library else source
     try:
         config = RunConfig(
             objective=objective,
@@ -225,6 +287,11 @@ def run(
             mechanism_source=source,
             hook_timeout_s=hook_timeout,
             eval_timeout_s=eval_timeout,
+            noise_repeats=noise_repeats,
+            noise_k=noise_k,
+            gate=gate,
+            gate_alpha=gate_alpha,
+            meta_prior=meta_prior,
             objective_options=objective_options,
             researcher=researcher or ("llm" if llm != "none" else "prior"),
             meta=meta or ("llm" if llm != "none" else "library"),
@@ -353,6 +420,23 @@ def show(
 
 
 app.command()(batch)
+app.command()(bench)
+app.command("bench-report")(bench_report)
+
+
+@app.command()
+def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) -> None:
+    """Write report.md and its PNG figures into the run directory, from its ledger."""
+    from bilevel.report import write_report
+
+    try:
+        path = write_report(run_dir)
+    except USER_ERRORS as exc:
+        fail(first_error(exc))
+    out.print(f"written: {path}")
+
+
+app.add_typer(mechanisms_app, name="mechanisms")
 
 mechanism_app = typer.Typer(no_args_is_help=True, help="Work with mechanism source files.")
 app.add_typer(mechanism_app, name="mechanism")
@@ -427,7 +511,7 @@ def print_summary(s: dict[str, Any]) -> None:
         f"improvement {fmt(s['improvement'])}"
     )
     ev = s["evaluation"]
-    if ev["utilisation"] is not None:
+    if ev["utilisation"] is not None and ev["busy_s"] >= 1.0:  # not for millisecond objectives
         lost = f", {ev['workers_lost']} workers lost (retried)" if ev["workers_lost"] else ""
         out.print(
             f"evaluation: {ev['slots']} slots, utilisation {ev['utilisation']:.1%} "

@@ -79,20 +79,27 @@ def split(text: str | None) -> list[str] | None:
     return [t.strip() for t in text.split(",") if t.strip()] if text else None
 
 
+PlanFile = Annotated[Path | None, typer.Option(help="A TOML plan (objectives, arms, seeds, ...).")]
+Objectives = Annotated[str | None, typer.Option(help="Comma-separated objective names.")]
+Seeds = Annotated[str | None, typer.Option(help="Seeds: 0,1,2 or 0-4.")]
+Iterations = Annotated[int | None, typer.Option(help="Inner iterations per run.")]
+Cycle = Annotated[int | None, typer.Option(help="Inner iterations per cycle.")]
+Slots = Annotated[int | None, typer.Option(help="Evaluation slots per run.")]
+Concurrency = Annotated[int, typer.Option(help="Runs at once.")]
+
+
 def batch(
-    objectives: Annotated[str | None, typer.Option(help="Comma-separated objective names.")] = None,
+    objectives: Objectives = None,
     arms: Annotated[str | None, typer.Option(help="Comma-separated arms.")] = None,
-    seeds: Annotated[str | None, typer.Option(help="Seeds: 0,1,2 or 0-4.")] = None,
-    file: Annotated[
-        Path | None, typer.Option(help="A TOML plan (objectives, arms, seeds, ...).")
-    ] = None,
-    iterations: Annotated[int | None, typer.Option(help="Inner iterations per run.")] = None,
-    cycle: Annotated[int | None, typer.Option(help="Inner iterations per cycle.")] = None,
-    slots: Annotated[int | None, typer.Option(help="Evaluation slots per run.")] = None,
+    seeds: Seeds = None,
+    file: PlanFile = None,
+    iterations: Iterations = None,
+    cycle: Cycle = None,
+    slots: Slots = None,
     out: Annotated[Path, typer.Option(help="Batch directory (one run dir per run).")] = Path(
         "runs/batch"
     ),
-    max_concurrency: Annotated[int, typer.Option(help="Runs at once.")] = 2,
+    max_concurrency: Concurrency = 2,
     executor: ExecutorFlag = "local",
     ray_address: RayAddressFlag = None,
     devices: DevicesFlag = None,
@@ -101,33 +108,42 @@ def batch(
 ) -> None:
     """Run objectives x arms x seeds, several at once; run it again to resume an interrupted
     batch (finished runs are kept, the others continue)."""
+    flags = {"objectives": split(objectives), "arms": split(arms), "seeds": seeds,
+             "iterations": iterations, "cycle": cycle, "slots": slots}  # fmt: skip
+    executor_flags = (executor, ray_address, devices, ray_cpus, ray_gpus)
+    summaries = run_plan("batch", file, flags, out, max_concurrency, executor_flags)
+    print_batch(summaries, out)
+
+
+def run_plan(
+    command: str,
+    file: Path | None,
+    flags: dict[str, Any],
+    out: Path,
+    max_concurrency: int,
+    executor_flags: tuple[Any, ...],
+) -> list[dict[str, Any]]:
+    """The plan from a file and flags (flags win), run or resumed; exits 2 on a user mistake,
+    130 on Ctrl-C (every run resumable)."""
     from bilevel.cli import USER_ERRORS, err, fail
 
     if max_concurrency < 1:
         fail("--max-concurrency must be at least 1")
     try:
         fields: dict[str, Any] = BatchPlan.read_toml(file) if file else {}
-        flags = {
-            "objectives": split(objectives),
-            "arms": split(arms),
-            "seeds": parse_seeds(seeds) if seeds else None,
-            "iterations": iterations,
-            "cycle": cycle,
-            "slots": slots,
-        }
+        if flags.get("seeds"):
+            flags["seeds"] = parse_seeds(flags["seeds"])
         fields.update({k: v for k, v in flags.items() if v is not None})
         if "objectives" not in fields:
             raise ValueError("name the objectives: --objectives a,b or --file plan.toml")
         plan = BatchPlan(**fields)
         configs = plan.configs()
-        pool = build_executor(
-            executor, ray_address, devices, ray_cpus, ray_gpus, plan.slots * max_concurrency
-        )
+        pool = build_executor(*executor_flags, plan.slots * max_concurrency)
     except ValidationError as exc:
         fail(first_error(exc, prefix="--"))
     except USER_ERRORS as exc:
         fail(first_error(exc))
-    err.print(f"batch: {len(configs)} runs in {out} ({max_concurrency} at once)")
+    err.print(f"{command}: {len(configs)} runs in {out} ({max_concurrency} at once)")
 
     def done(i: int, s: dict[str, Any]) -> None:
         c = configs[i]
@@ -138,16 +154,74 @@ def batch(
         )
 
     try:
-        summaries = asyncio.run(_batch(configs, out, max_concurrency, pool, done))
+        return asyncio.run(_batch(configs, out, max_concurrency, pool, done))
     except USER_ERRORS as exc:
         fail(first_error(exc))
     except KeyboardInterrupt:
         err.print(
-            f"interrupted: run the same `bilevel batch` again to resume, or `bilevel resume` "
+            f"interrupted: run the same `bilevel {command}` again to resume, or `bilevel resume` "
             f"one run dir (e.g. {run_dir_for(out, configs[0])})"
         )
         raise typer.Exit(130) from None
-    print_batch(summaries, out)
+
+
+def bench(
+    objectives: Objectives = None,
+    arms: Annotated[
+        str | None, typer.Option(help="Comma-separated arms [default: all seven].")
+    ] = None,
+    seeds: Annotated[str | None, typer.Option(help="Seeds: 0,1,2 or 0-4 [default: 0-4].")] = None,
+    file: PlanFile = None,
+    iterations: Iterations = None,
+    cycle: Cycle = None,
+    slots: Slots = None,
+    out: Annotated[Path, typer.Option(help="Bench directory (one run dir per run).")] = Path(
+        "runs/bench"
+    ),
+    max_concurrency: Concurrency = 2,
+    gate: Annotated[
+        bool, typer.Option(help="The statistical adoption gate for the meta arms.")
+    ] = True,
+    executor: ExecutorFlag = "local",
+    ray_address: RayAddressFlag = None,
+    devices: DevicesFlag = None,
+    ray_cpus: RayCpusFlag = 1.0,
+    ray_gpus: RayGpusFlag = 0.0,
+) -> None:
+    """Every arm at the same evaluation budget over seeds; bench.md (mean improvement with 95%
+    bootstrap CI, paired comparisons against inner and restart, mechanism use) and PNG plots.
+    Resumable: the same command again continues unfinished runs."""
+    from bilevel.bench import write_bench
+    from bilevel.config import ARMS
+
+    flags = {
+        "objectives": split(objectives),
+        "arms": split(arms) or (None if file else list(ARMS)),
+        "seeds": seeds or (None if file else "0-4"),
+        "iterations": iterations,
+        "cycle": cycle,
+        "slots": slots,
+        "gate": gate,
+    }
+    executor_flags = (executor, ray_address, devices, ray_cpus, ray_gpus)
+    run_plan("bench", file, flags, out, max_concurrency, executor_flags)
+    report = write_bench(out)
+    print(report.read_text().split("![", 1)[0].rstrip())
+    print(f"\nwritten: {report} (rebuild it from the ledgers: bilevel bench-report {out})")
+
+
+def bench_report(
+    out: Annotated[Path, typer.Argument(help="A bench (or batch) directory.")],
+) -> None:
+    """Rebuild bench.md, bench.json and the plots from the run ledgers under a directory."""
+    from bilevel.bench import write_bench
+    from bilevel.cli import fail
+
+    if not any(out.rglob("ledger.sqlite")):
+        fail(f"{out} holds no run ledgers: run `bilevel bench --out {out}` first")
+    report = write_bench(out)
+    print(report.read_text().split("![", 1)[0].rstrip())
+    print(f"\nwritten: {report}")
 
 
 async def _batch(

@@ -6,8 +6,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-Arm = Literal["inner", "restart", "params", "mechanism", "full"]
-ARMS: tuple[str, ...] = ("inner", "restart", "params", "mechanism", "full")
+Arm = Literal["inner", "restart", "params", "mechanism", "full", "random", "optuna-tpe"]
+ARMS: tuple[str, ...] = ("inner", "restart", "params", "mechanism", "full", "random", "optuna-tpe")
+CLASSICAL_ARMS = ("random", "optuna-tpe")  # Optuna's ask/tell instead of the researcher
 MAX_FROZEN = 5  # as in the paper's Level 1.5: at most 5 frozen, at least 4 left active
 MIN_ACTIVE = 4
 
@@ -97,7 +98,9 @@ class RunConfig(BaseModel):
         default_factory=dict, description="Objective factory options."
     )
     arm: Arm = Field(
-        "full", description="Which loops run: inner, restart, params, mechanism, full."
+        "full",
+        description="Which loops run: inner, restart, params, mechanism, full; or a classical "
+        "baseline (random, optuna-tpe) on the same budget.",
     )
     iterations: int = Field(120, ge=1, le=100_000, description="Inner iterations in the whole run.")
     cycle: int = Field(12, ge=1, le=100_000, description="Inner iterations per outer cycle.")
@@ -115,6 +118,31 @@ class RunConfig(BaseModel):
     hook_timeout_s: float = Field(
         1.0, gt=0, le=60, description="Wall-clock limit of one hook call."
     )
+    noise_repeats: int = Field(
+        0,
+        ge=0,
+        le=50,
+        description="Extra baseline evaluations that estimate the metric's noise sigma "
+        "(taken from the budget; 0: off).",
+    )
+    noise_k: float = Field(
+        2.0,
+        ge=0,
+        le=10,
+        description="With noise_repeats: keep a change only if it beats the "
+        "incumbent by more than noise_k x sigma.",
+    )
+    meta_prior: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Starting statistics of the library meta-researcher per mechanism name "
+        "(from the mechanism library: --learn-from-library).",
+    )
+    gate: bool = Field(
+        False,
+        description="Statistical adoption gate: adopt a mechanism only if its probation "
+        "cycle's per-trial gains beat its parent's (permutation test, p <= gate_alpha).",
+    )
+    gate_alpha: float = Field(0.1, gt=0, le=1, description="The gate's significance level.")
     eval_timeout_s: float | None = Field(
         None, gt=0, description="Wall-clock limit of one evaluation (its process group is killed)."
     )
@@ -125,6 +153,11 @@ class RunConfig(BaseModel):
             raise ValueError(
                 "an llm researcher or meta-researcher needs --llm (local, "
                 "openai:<model> or a base URL)"
+            )
+        if self.noise_repeats >= self.iterations * self.slots:
+            raise ValueError(
+                f"--noise-repeats {self.noise_repeats} leaves no budget: it must be below "
+                "iterations x slots"
             )
         if self.cycle > self.iterations:
             raise ValueError(

@@ -18,8 +18,10 @@ incumbent ({config, metric}), history (list of {trial, config, changes, metric, 
 accepted, source}, oldest first), frozen (parameter names the researcher must not change), neighbors
 ({name: [values]}: canonical steps from the incumbent's value -- /2 and x2 for floats, -1, +1, /2
 and x2 for ints, the other choices for categoricals -- clipped to the space, current value
-excluded) and memory (a JSON dict private to the mechanism: mutate it in place and the change is
-kept for the next call).
+excluded), noise_margin (how much better than the incumbent a trial must be to count: k x the
+noise sigma measured on repeated baseline evaluations, 0.0 unless the run asks for it) and memory
+(a JSON dict private to the mechanism: mutate it in place and the change is kept for the next
+call).
 
 A candidate is {"changes": {param: value}, "source": str, "hypothesis": str}. The candidates
 that propose returns come before the researcher's own, so with one free slot the default
@@ -57,6 +59,7 @@ CTX_KEYS = (
     "history",
     "frozen",
     "neighbors",
+    "noise_margin",
     "memory",
 )
 HISTORY_KEYS = ("trial", "config", "changes", "metric", "status", "accepted", "source")
@@ -97,9 +100,14 @@ def default_select(candidates: list[dict[str, Any]], ctx: dict[str, Any]) -> lis
 
 
 def default_accept(trial: dict[str, Any], ctx: dict[str, Any]) -> bool:
-    if trial.get("status") != "ok":
+    """Strictly better than the incumbent, by more than the noise margin when there is one."""
+    metric = trial.get("metric")
+    if trial.get("status") != "ok" or metric is None:
         return False
-    return better(trial.get("metric"), ctx["incumbent"].get("metric"), ctx["direction"])
+    margin = ctx.get("noise_margin") or 0.0
+    # a minimised metric must beat the incumbent by margin: judge metric + margin
+    shifted = metric + margin if ctx["direction"] == "minimize" else metric - margin
+    return better(shifted, ctx["incumbent"].get("metric"), ctx["direction"])
 
 
 DEFAULTS = {

@@ -39,7 +39,9 @@ def summary_of(ledger: Ledger) -> dict[str, Any]:
     trials = ledger.trials()
     ok = [t["metric"] for t in trials if t["status"] == "ok" and t["metric"] is not None]
     best = (min(ok) if direction == "minimize" else max(ok)) if ok else None
-    baseline = trials[0]["metric"] if trials else None
+    noise = ledger.get_meta("noise")
+    # with --noise-repeats the baseline is the mean of its repeated evaluations
+    baseline = noise["mean"] if noise else trials[0]["metric"] if trials else None
     counts = ledger.hook_counts()
     cycles = ledger.cycles()
     tokens, cost = ledger.llm_spent()
@@ -77,6 +79,7 @@ def summary_of(ledger: Ledger) -> dict[str, Any]:
             "cost_usd": cost,
         },
         "evaluation": slot_use(ledger, config.get("slots", 1)),
+        "noise": noise,
         "cycle_log": [
             {
                 "cycle": c["cycle"],
@@ -123,3 +126,105 @@ def slot_use(ledger: Ledger, slots: int) -> dict[str, Any]:
         "workers": sorted({r["worker"].rsplit(":", 1)[0] for r in rows if r["worker"]}),
         "workers_lost": lost,
     }
+
+
+def hook_stats(ledger: Ledger) -> list[dict[str, Any]]:
+    """Per mechanism and hook: calls, how many changed the outcome, how many failed."""
+    return ledger.query(
+        "SELECT mechanism, hook, COUNT(*) AS calls, SUM(changed) AS changed, "
+        "SUM(outcome != 'ok') AS failed FROM hook_calls GROUP BY mechanism, hook "
+        "ORDER BY MIN(rowid)"
+    )
+
+
+def write_report(run_dir: str | Path) -> Path:
+    """report.md and its PNG figures in run_dir, all from the ledger. Returns report.md's path."""
+    from bilevel import plots
+    from bilevel.objectives import make_objective
+
+    run_dir = Path(run_dir)
+    ledger = open_ledger(run_dir)
+    try:
+        s = summary_of(ledger)
+        config = ledger.get_meta("config")
+        objective = make_objective(config["objective"], **config.get("objective_options", {}))
+        trials, cycles, mechs = ledger.trials(), ledger.cycles(), ledger.mechanisms()
+        calls = hook_stats(ledger)
+    finally:
+        ledger.close()
+    figures = [
+        ("metric per trial", plots.trials_plot(trials, objective.metric, run_dir / "trials.png"))
+    ]
+    if cycles:
+        figures.append(("improvement per cycle", plots.cycles_plot(cycles, run_dir / "cycles.png")))
+    if len(mechs) > 1:
+        figures.append(
+            ("mechanism timeline", plots.mechanisms_plot(mechs, cycles, run_dir / "mechanisms.png"))
+        )
+    if calls:
+        figures.append(("hook calls", plots.hooks_plot(calls, run_dir / "hooks.png")))
+    figures.append(
+        (
+            "parameter coverage",
+            plots.coverage_plot(trials, objective.space, run_dir / "coverage.png"),
+        )
+    )
+    lines = [
+        f"# {s['arm']} on {s['objective']}, seed {s['seed']}",
+        "",
+        f"researcher: {s['labels'].get('researcher', s['researcher'])}  ",
+        f"meta-researcher: {s['labels'].get('meta', s['meta'])}",
+        "",
+        "| baseline | best | improvement | trials / budget | cycles | slots | utilisation |",
+        "|---|---|---|---|---|---|---|",
+        f"| {_num(s['baseline_metric'])} | {_num(s['best_metric'])} | {_num(s['improvement'])} "
+        f"| {s['trials']} / {s['budget']} | {s['cycles']} | {s['evaluation']['slots']} "
+        f"| {_pct(s['evaluation']['utilisation'])} |",
+        "",
+    ]
+    for title, path in figures:
+        lines += [f"## {title}", "", f"![{title}]({path.name})", ""]
+    if cycles:
+        lines += [
+            "## cycles",
+            "",
+            "| cycle | mechanism | trials | kept | improvement | decision |",
+            "|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {c['cycle']} | {c['mechanism']} | {c['trials']} | {c['accepted']} "
+            f"| {_num(c['improvement'])} | {c['decision'] or ''} |"
+            for c in cycles
+        ]
+        lines.append("")
+    by_mech: dict[str, dict[str, int]] = {}
+    for c in calls:
+        m = by_mech.setdefault(c["mechanism"], {"calls": 0, "changed": 0, "failed": 0})
+        for k in m:
+            m[k] += c[k] or 0
+    lines += [
+        "## mechanisms",
+        "",
+        "| id | origin | parent | cycle | status | hook calls | changed a decision | failed |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for m in mechs:
+        u = by_mech.get(m["id"], {"calls": 0, "changed": 0, "failed": 0})
+        flag = (
+            " (never changed a decision)" if m["status"] == "adopted" and not u["changed"] else ""
+        )
+        lines.append(
+            f"| {m['id']} | {m['origin']} | {m['parent'] or ''} | {m['cycle']} | "
+            f"{m['status']}{flag} | {u['calls']} | {u['changed']} | {u['failed']} |"
+        )
+    report = run_dir / "report.md"
+    report.write_text("\n".join(lines) + "\n")
+    return report
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.6g}"
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"

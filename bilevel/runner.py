@@ -21,6 +21,7 @@ from bilevel.graphs.context import ChatFactory, Context, ProgressFn
 from bilevel.graphs.outer import build_bilevel_graph
 from bilevel.graphs.setup import claim_run_dir
 from bilevel.ledger import LEDGER_FILE, Ledger
+from bilevel.library import open_library
 from bilevel.objectives import make_objective
 from bilevel.report import open_ledger, summary_of
 from bilevel.sandbox.pool import SandboxPool
@@ -149,6 +150,7 @@ async def arun(
                     else DONE
                 )
         ledger.set_meta("finished", True)
+        record_in_library(ledger, config)
         return summary_of(ledger)
     finally:
         await context.aclose()
@@ -157,6 +159,18 @@ async def arun(
 
 
 DONE = object()
+
+
+def record_in_library(ledger: Ledger, config: RunConfig) -> None:
+    """A finished run's validated mechanisms go to the mechanism library (if it is on)."""
+    library = open_library()
+    if library is None:
+        return
+    try:
+        metric = make_objective(config.objective, **config.objective_options).metric
+        library.record_run(ledger, metric)
+    finally:
+        library.close()
 
 
 async def ask(approver: Approver | None, question: dict[str, Any]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 from typing import Any
 
@@ -57,6 +58,8 @@ def assess_cycle(
     )
     return {
         "cycle": cycle,
+        "first_trial": first,
+        "end_trial": decided_before(state),  # the cycle decided trials first .. end_trial - 1
         "trials": len(trials),
         "accepted": sum(bool(t["accepted"]) for t in trials),
         "improvement": improvement(
@@ -77,3 +80,49 @@ def adopt_rule(gain: float, previous_gain: float) -> bool:
     """The default adoption rule: the cycle under the new mechanism was not worse than the
     previous one -- it improved the incumbent, or improved at least as much as before."""
     return gain > 0 or gain >= previous_gain
+
+
+def trial_gains(ledger: Ledger, first: int, end: int, direction: str) -> list[float | None]:
+    """Each decided trial's gain over the incumbent it was judged against (None: it failed)."""
+    rows = ledger.query(
+        "SELECT trial, metric, status, incumbent_metric FROM trials "
+        "WHERE trial >= ? AND trial < ? ORDER BY trial",
+        (first - 1, end),
+    )
+    gains: list[float | None] = []
+    for before, t in zip(rows, rows[1:], strict=False):
+        ok = t["status"] == "ok" and t["metric"] is not None
+        base = before["incumbent_metric"]
+        gains.append(improvement(base, t["metric"], direction) if ok and base is not None else None)
+    return gains
+
+
+def gate_evidence(
+    new: list[float | None], old: list[float | None], alpha: float, seed: int
+) -> dict[str, Any]:
+    """The statistical adoption gate: is the improvement per trial under the candidate (its
+    probation cycle) credibly larger than under its parent (the cycle before)? Each trial scores
+    its gain over the incumbent when positive, else 0 (a discarded or failed trial gains
+    nothing); a one-sided permutation test on the difference of mean scores. Adopt only when
+    p <= alpha."""
+    a = [max(g or 0.0, 0.0) for g in new]
+    b = [max(g or 0.0, 0.0) for g in old]
+    if not a or not b:
+        return {"adopt": False, "p": None, "n_new": len(a), "n_old": len(b), "alpha": alpha,
+                "reason": "no trials to compare"}  # fmt: skip
+    observed = sum(a) / len(a) - sum(b) / len(b)
+    pooled, rng, hits, draws = a + b, random.Random(seed), 0, 2000
+    for _ in range(draws):
+        rng.shuffle(pooled)
+        diff = sum(pooled[: len(a)]) / len(a) - sum(pooled[len(a) :]) / len(b)
+        hits += diff >= observed - 1e-12
+    p = (hits + 1) / (draws + 1)
+    return {
+        "adopt": observed > 0 and p <= alpha,
+        "p": p,
+        "mean_gain_new": sum(a) / len(a),
+        "mean_gain_old": sum(b) / len(b),
+        "n_new": len(a),
+        "n_old": len(b),
+        "alpha": alpha,
+    }

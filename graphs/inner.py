@@ -20,8 +20,8 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Command
 
-from bilevel.agents import llm_researcher, researcher
-from bilevel.config import LLMSettings
+from bilevel.agents import classical, llm_researcher, researcher
+from bilevel.config import CLASSICAL_ARMS, LLMSettings
 from bilevel.graphs.context import Context
 from bilevel.graphs.slots import Slots, decided_before, free_slots
 from bilevel.graphs.state import Assignment, BilevelState
@@ -42,6 +42,10 @@ def check_candidate(
     if not changes:
         return "no change from the incumbent"
     return {**cand, "changes": changes}
+
+
+def changed(config: dict[str, Any], incumbent: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in config.items() if incumbent.get(k) != v}
 
 
 async def keep_valid(
@@ -90,6 +94,22 @@ async def research(state: BilevelState, runtime: Runtime[Context]) -> dict[str, 
                 "llm_fallback",
                 {"reason": fallback_reason},
             )
+    elif state["config"]["arm"] in CLASSICAL_ARMS:
+        own = [
+            {
+                "changes": changed(c["config"], state["incumbent"]["config"]),
+                "source": c["source"],
+                "hypothesis": c["hypothesis"],
+            }
+            for c in classical.propose(
+                classical.ARMS[state["config"]["arm"]],
+                slots.objective.space,
+                history,
+                slots.objective.direction,
+                max(1, free_slots(state)),
+                seed,
+            )
+        ]
     else:
         own = researcher.propose(
             slots.objective.space,

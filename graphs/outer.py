@@ -20,7 +20,7 @@ from langgraph.types import Command, interrupt
 
 from bilevel.agents import meta_researcher
 from bilevel.config import InnerParams
-from bilevel.graphs.assessment import adopt_rule, assess_cycle
+from bilevel.graphs.assessment import adopt_rule, assess_cycle, gate_evidence, trial_gains
 from bilevel.graphs.context import Context, context_of
 from bilevel.graphs.inner import build_inner_graph
 from bilevel.graphs.meta import meta_research
@@ -48,12 +48,30 @@ async def assess(
     decision = None
     if mech["status"] == "probation":
         cycles = await ledger.cycles()
-        prev = next((c["improvement"] for c in cycles if c["cycle"] == cycle - 1), 0.0)
+        previous = next((c for c in cycles if c["cycle"] == cycle - 1), None)
+        prev = previous["improvement"] if previous else 0.0
         gain = stats["improvement"]
-        adopted = adopt_rule(gain, prev)
-        verb = "adopt" if adopted else "revert"
-        decision = f"{verb} {mech['id']}: improvement {gain:.6g} vs previous cycle {prev:.6g}"
         effect = {"cycle": cycle, "improvement": gain, "previous_improvement": prev}
+        if cfg.get("gate"):  # the statistical gate: per-trial gains, candidate vs parent
+            # the parent's latest cycle in the slots (the one before may be a reverted sibling's)
+            parent = (state["previous_mechanism"] or default_mechanism())["id"]
+            theirs = [c for c in cycles if c["mechanism"] == parent] or (
+                [previous] if previous else []
+            )
+            old = theirs[-1]["stats"] if theirs else {"first_trial": 1, "end_trial": 1}
+            gains = [
+                await asyncio.to_thread(trial_gains, ledger.sync, s["first_trial"],
+                                        s["end_trial"], objective.direction)
+                for s in (stats, old)
+            ]  # fmt: skip
+            evidence = gate_evidence(*gains, cfg["gate_alpha"], cfg["seed"] * 1000 + cycle)
+            adopted, effect["gate"] = evidence["adopt"], evidence
+            why = f"gate p={evidence['p']:.3g} (alpha {evidence['alpha']:g})"
+        else:
+            adopted = adopt_rule(gain, prev)
+            why = f"improvement {gain:.6g} vs previous cycle {prev:.6g}"
+        verb = "adopt" if adopted else "revert"
+        decision = f"{verb} {mech['id']}: {why}"
         await ledger.set_mechanism_status(mech["id"], "adopted" if adopted else "reverted", effect)
         memory = copy.deepcopy(state["meta_memory"])
         scale = abs(state["baseline"]["metric"] or 1.0) or 1.0

@@ -4,14 +4,16 @@ evaluate the baseline."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import os
+import statistics
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
 
-from bilevel.agents import meta_researcher, researcher
-from bilevel.config import InnerParams, RunConfig
+from bilevel.agents import classical, meta_researcher, researcher
+from bilevel.config import CLASSICAL_ARMS, InnerParams, RunConfig
 from bilevel.graphs.context import Context, context_of
 from bilevel.graphs.state import Assignment, BilevelState, InputState, Mechanism
 from bilevel.graphs.trials import run_trial
@@ -80,7 +82,11 @@ def labels(config: RunConfig) -> dict[str, str]:
         return f"llm ({config.llm.model_for(role)} via {config.llm.provider})"
 
     return {
-        "researcher": llm("researcher") if config.researcher == "llm" else researcher.LABEL,
+        "researcher": classical.LABELS[classical.ARMS[config.arm]]
+        if config.arm in CLASSICAL_ARMS
+        else llm("researcher")
+        if config.researcher == "llm"
+        else researcher.LABEL,
         "meta": llm("meta") if config.meta == "llm" else meta_researcher.LABEL,
     }
 
@@ -103,6 +109,41 @@ async def install_user_mechanism(context: Context, ledger: AsyncLedger, source: 
         mechanism_row({**mech, "status": status}, "file", 0, diff, {}, report.to_json())
     )
     return mech if report.ok else default_mechanism()
+
+
+async def measure_noise(
+    context: Context,
+    ledger: AsyncLedger,
+    run_config: RunConfig,
+    baseline: Assignment,
+    first: dict[str, Any],
+) -> tuple[float | None, float]:
+    """--noise-repeats r: the baseline evaluated r more times (trials 1..r, W at a time, from the
+    budget). Returns the baseline metric (their mean) and the acceptance margin k x sigma; both
+    land in the ledger (meta "noise"). Without repeats: the single baseline metric and 0."""
+    repeats = run_config.noise_repeats
+    if repeats == 0:
+        return first["metric"], 0.0
+    gate = asyncio.Semaphore(run_config.slots)
+    cfg = run_config.model_dump()
+
+    async def one(i: int) -> dict[str, Any]:
+        async with gate:
+            a = {**baseline, "trial": i, "source": "baseline-repeat"}
+            return await run_trial(context, ledger, cfg, a)  # type: ignore[arg-type]
+
+    rows = [first, *await asyncio.gather(*(one(i) for i in range(1, repeats + 1)))]
+    ok = [r["metric"] for r in rows if r["status"] == "ok" and r["metric"] is not None]
+    mean = statistics.fmean(ok) if ok else None
+    sigma = statistics.stdev(ok) if len(ok) > 1 else 0.0
+    margin = run_config.noise_k * sigma
+    for r in rows[1:]:
+        await ledger.set_accepted(r["trial"], False, mean)
+    await ledger.set_meta(
+        "noise",
+        {"repeats": repeats, "ok": len(ok), "mean": mean, "sigma": sigma, "margin": margin},
+    )
+    return mean, margin
 
 
 async def setup(
@@ -138,24 +179,27 @@ async def setup(
     partial = {"run_dir": run_dir, "config": cfg, "trace": 0, "cycle_index": 0, "iteration": 0}
     trial = await run_trial(context, ledger, cfg, baseline)
     await ledger.set_accepted(0, trial["status"] == "ok", trial["metric"])  # a crash is no keep
+    metric, margin = await measure_noise(context, ledger, run_config, baseline, trial)
     await asyncio.to_thread(write_results, run_dir, ledger.sync)
-    point = {"config": defaults, "metric": trial["metric"], "trial": 0}
+    point = {"config": defaults, "metric": metric, "trial": 0}
+    first = 1 + run_config.noise_repeats
     return {
         **partial,
-        "next_trial": 1,
+        "next_trial": first,
         "cycle_decided": 0,
-        "cycle_first_trial": 1,
-        "evals_left": run_config.iterations * run_config.slots,
+        "cycle_first_trial": first,
+        "evals_left": run_config.iterations * run_config.slots - run_config.noise_repeats,
+        "noise_margin": margin,
         "inflight": [],
         "filling": False,
         "baseline": point,
         "incumbent": point,
-        "cycle_start_metric": trial["metric"],
+        "cycle_start_metric": metric,
         "mechanism": mechanism,
         "previous_mechanism": None,
         "candidate_mechanism": None,
         "inner_params": InnerParams().model_dump(),
-        "meta_memory": {},
+        "meta_memory": {"stats": copy.deepcopy(cfg["meta_prior"])} if cfg["meta_prior"] else {},
         "assessment": {},
         "done": False,
     }

@@ -96,6 +96,7 @@ class Slots:
             "history": history[-HISTORY_LIMIT:],
             "frozen": list(state["inner_params"].get("frozen", [])),
             "neighbors": space.neighbors(incumbent["config"]),
+            "noise_margin": state.get("noise_margin", 0.0),
             "memory": {},
         }
 

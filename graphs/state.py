@@ -54,6 +54,11 @@ class InputState(TypedDict, total=False):
     mechanism_source: str | None
     hook_timeout_s: float
     eval_timeout_s: float | None
+    noise_repeats: int
+    noise_k: float
+    gate: bool
+    gate_alpha: float
+    meta_prior: dict[str, Any]
     researcher: str
     meta: str
     llm: dict[str, Any]
@@ -73,6 +78,7 @@ class BilevelState(InputState, total=False):
     baseline: Point
     incumbent: Point
     cycle_start_metric: float | None
+    noise_margin: float  # k x sigma of repeated baseline evaluations (0.0: plain greedy)
     mechanism: Mechanism
     previous_mechanism: Mechanism | None
     candidate_mechanism: Mechanism | None

@@ -91,7 +91,7 @@ def _context(
         "direction": "minimize", "space": space,
         "baseline": {"config": config, "metric": metric},
         "incumbent": {"config": config, "metric": best},
-        "history": history, "frozen": [], "memory": {},
+        "history": history, "frozen": [], "memory": {}, "noise_margin": 0.0,
         "neighbors": SearchSpace.from_json(space).neighbors(config),
     }  # fmt: skip
     ctx.update(extra)

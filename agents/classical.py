@@ -1,0 +1,87 @@
+"""Classical baselines for the `random` and `optuna-tpe` arms: Optuna's ask/tell on the same
+objective, space and evaluation budget as every other arm.
+
+The study is rebuilt from the ledger at every research step (every decided trial told, in trial
+order) with a sampler seeded by (run seed, step), so a resumed run asks exactly what the first
+attempt would have, and nothing Optuna holds needs checkpointing. A proposal is a whole config;
+the inner loop records it as the changes from the incumbent, like any other candidate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from typing import Any
+
+from bilevel.objectives import SearchSpace
+
+ARMS = {"random": "random", "optuna-tpe": "tpe"}
+LABELS = {
+    "random": "random (Optuna RandomSampler: uniform over the space, no LLM)",
+    "tpe": "optuna-tpe (Optuna TPESampler: tree-structured Parzen estimator, no LLM)",
+}
+
+
+def sampler_seed(seed: str) -> int:
+    return int.from_bytes(hashlib.sha256(seed.encode()).digest()[:4], "big")
+
+
+def distributions(space: SearchSpace) -> dict[str, Any]:
+    from optuna.distributions import (
+        CategoricalDistribution,
+        FloatDistribution,
+        IntDistribution,
+    )
+
+    out: dict[str, Any] = {}
+    for p in space.params:
+        if p.kind == "categorical":
+            out[p.name] = CategoricalDistribution(p.choices)
+        elif p.kind == "int":
+            out[p.name] = IntDistribution(int(p.low), int(p.high))  # type: ignore[arg-type]
+        else:
+            out[p.name] = FloatDistribution(p.low, p.high, log=p.kind == "logfloat")  # type: ignore[arg-type]
+    return out
+
+
+def propose(
+    kind: str,
+    space: SearchSpace,
+    history: list[dict[str, Any]],
+    direction: str,
+    n: int,
+    seed: str,
+) -> list[dict[str, Any]]:
+    """n whole configs from a study told every decided trial of history (crashes as failed)."""
+    try:
+        import optuna
+    except ImportError:
+        raise ValueError(
+            "the random and optuna-tpe arms need Optuna: pip install 'bilevel-autoresearch[bench]'"
+        ) from None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    dists = distributions(space)
+    rng_seed = sampler_seed(seed)
+    sampler = (
+        optuna.samplers.RandomSampler(seed=rng_seed)
+        if kind == "random"
+        else optuna.samplers.TPESampler(seed=rng_seed, multivariate=True)
+    )
+    study = optuna.create_study(direction=direction, sampler=sampler)
+    for t in history:
+        params = {k: v for k, v in t["config"].items() if k in dists}
+        ok = t["status"] == "ok" and t["metric"] is not None and math.isfinite(t["metric"])
+        study.add_trial(
+            optuna.trial.create_trial(
+                params=params,
+                distributions=dists,
+                value=t["metric"] if ok else None,
+                state=optuna.trial.TrialState.COMPLETE if ok else optuna.trial.TrialState.FAIL,
+            )
+        )
+    out = []
+    for _ in range(n):
+        trial = study.ask(dists)
+        config = space.validate(dict(trial.params), repair=True)
+        out.append({"config": config, "source": kind, "hypothesis": ""})
+    return out

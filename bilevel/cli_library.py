@@ -1,0 +1,80 @@
+"""`bilevel mechanisms list|show|diff`: the mechanism library from the command line."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from bilevel.library import Library, library_path, open_library
+
+mechanisms_app = typer.Typer(
+    no_args_is_help=True, help="The mechanism library: every validated mechanism of every run."
+)
+
+
+def _library() -> Library:
+    from bilevel.cli import fail
+
+    library = open_library()
+    if library is None:
+        fail("the mechanism library is off (BILEVEL_LIBRARY=off)")
+    return library
+
+
+@mechanisms_app.command("list")
+def list_mechanisms(
+    objective: Annotated[str | None, typer.Option(help="Only uses on this objective.")] = None,
+) -> None:
+    """Mechanisms with their uses, objectives, adoptions and mean reward (best first)."""
+    library = _library()
+    try:
+        rows = library.mechanisms(objective)
+    finally:
+        library.close()
+    print(f"# {library_path()}: {len(rows)} mechanisms")
+    print(f"{'id':<12}  {'name':<14} {'uses':>4} {'adopted':>7} {'reward':>8}  objectives")
+    for r in rows:
+        reward = "-" if r["mean_reward"] is None else f"{r['mean_reward']:.3g}"
+        print(
+            f"{r['id']:<12}  {r['name']:<14} {r['uses']:>4} {r['adopted'] or 0:>7} "
+            f"{reward:>8}  {r['objectives']}"
+        )
+
+
+@mechanisms_app.command("show")
+def show_mechanism(
+    mechanism_id: Annotated[str, typer.Argument(help="A library id (or its prefix).")],
+) -> None:
+    """A mechanism's source, parent and every run that tried it."""
+    from bilevel.cli import fail
+
+    library = _library()
+    try:
+        m = library.get(mechanism_id)
+    except ValueError as exc:
+        fail(str(exc))
+    finally:
+        library.close()
+    print(f"# {m['id']} {m['name']} (origin {m['origin']}, parent {m['parent'] or 'default'})")
+    for u in m["uses"]:
+        gain = "-" if u["improvement"] is None else f"{u['improvement']:.6g}"
+        print(f"#   {u['objective']} {u['arm']} s{u['seed']}: {u['status']}, cycle gain {gain}")
+    print(m["source"], end="" if m["source"].endswith("\n") else "\n")
+
+
+@mechanisms_app.command("diff")
+def diff_mechanisms(
+    a: Annotated[str, typer.Argument(help="A library id (or prefix).")],
+    b: Annotated[str, typer.Argument(help="Another library id (or prefix).")],
+) -> None:
+    """The unified diff between two mechanisms' sources."""
+    from bilevel.cli import fail
+
+    library = _library()
+    try:
+        print(library.diff(a, b), end="")
+    except ValueError as exc:
+        fail(str(exc))
+    finally:
+        library.close()

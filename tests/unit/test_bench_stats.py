@@ -1,0 +1,35 @@
+"""The statistics behind `bilevel bench` and the adoption gate."""
+
+from __future__ import annotations
+
+import pytest
+
+from bilevel.bench import bootstrap_ci, paired
+from bilevel.graphs.assessment import gate_evidence
+
+
+def test_bootstrap_ci_brackets_the_mean():
+    values = [1.0, 2.0, 3.0, 4.0, 5.0]
+    low, high = bootstrap_ci(values)
+    assert low < 3.0 < high and low >= 1.0 and high <= 5.0
+    assert bootstrap_ci([2.0]) == (2.0, 2.0)
+
+
+def test_paired_sign_flip_p_is_exact():
+    # five positive differences: only the all-plus and all-minus flips are as extreme
+    result = paired([0.1, 0.2, 0.3, 0.4, 0.5])
+    assert result["p"] == pytest.approx(2 / 32)
+    assert result["mean_diff"] == pytest.approx(0.3) and result["d_z"] > 0
+    assert paired([0.2, -0.2])["p"] == 1.0
+    assert paired([0.1, 0.1])["d_z"] is None  # no spread, no effect size
+    assert paired([])["n"] == 0
+
+
+def test_the_gate_adopts_only_credible_gains():
+    strong = gate_evidence([0.1] * 10 + [None] * 2, [0.0] * 12, alpha=0.1, seed=1)
+    assert strong["adopt"] and strong["p"] < 0.01
+    lucky = gate_evidence([0.3] + [-0.1] * 11, [0.05, 0.0] + [-0.1] * 10, alpha=0.1, seed=1)
+    assert not lucky["adopt"] and lucky["p"] > 0.1  # one good trial is not evidence
+    worse = gate_evidence([0.0] * 12, [0.1] * 12, alpha=0.1, seed=1)
+    assert not worse["adopt"]
+    assert gate_evidence([], [0.1], alpha=0.1, seed=1)["adopt"] is False
