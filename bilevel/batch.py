@@ -135,10 +135,20 @@ async def arun_batch(
                 if on_done is not None:
                     on_done(i, summary)
 
-        await asyncio.gather(*(one(i, c) for i, c in enumerate(configs)))
+        results = await asyncio.gather(
+            *(one(i, c) for i, c in enumerate(configs)), return_exceptions=True
+        )
     done = [s for s in summaries if s is not None]
     write_summary(out, done)
+    failed = [(c, r) for c, r in zip(configs, results, strict=True) if isinstance(r, Exception)]
+    if failed:  # the others finished; these stopped where they failed and can be resumed
+        lines = [f"{run_dir_for(out, c)}: {type(r).__name__}: {r}" for c, r in failed]
+        raise BatchFailed(f"{len(failed)} of {len(configs)} runs failed:\n" + "\n".join(lines))
     return done
+
+
+class BatchFailed(RuntimeError):
+    """Some runs of a batch raised; every other run finished and was summarised."""
 
 
 def summary_rows(summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:

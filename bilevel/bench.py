@@ -2,9 +2,10 @@
 reader asks for, computed from the run ledgers alone.
 
 Per (objective, arm): the mean improvement over the baseline with a 95% bootstrap CI; paired
-comparisons (same seeds) against `inner` and `restart`: mean difference, effect size d_z and an
-exact sign-flip permutation p-value; and for the arms with an outer loop, the fraction of cycles
-whose mechanism in the slots was called at all, and the fraction whose calls changed a decision.
+comparisons (same seeds) against `inner`, `restart` and `optuna-tpe`: mean difference, effect
+size d_z and an exact sign-flip permutation p-value; and for the arms with an outer loop, the
+fraction of cycles whose mechanism in the slots was called at all, and the fraction whose calls
+changed a decision.
 A mechanism that spent a cycle in the slots without changing a single decision is listed as not
 effective. `bench_table(DIR)` rebuilds everything from the ledgers under DIR.
 """
@@ -22,7 +23,7 @@ from bilevel.config import ARMS
 from bilevel.report import open_ledger, summary_of
 
 BOOTSTRAP = 4000
-REFERENCES = ("inner", "restart")
+REFERENCES = ("inner", "restart", "optuna-tpe")  # paired comparisons against each
 MAX_EXACT = 16  # seeds up to which the permutation test enumerates every sign flip
 
 
@@ -160,14 +161,15 @@ def _vs(c: dict[str, Any] | None) -> str:
 def markdown(stats: list[dict[str, Any]], rows: list[dict[str, Any]]) -> str:
     lines = [
         "| objective | arm | n | improvement: mean [95% CI] | vs inner: Δ (d_z, p) "
-        "| vs restart: Δ (d_z, p) | cycles invoked | cycles effective |",
-        "|---|---|---|---|---|---|---|---|",
+        "| vs restart: Δ (d_z, p) | vs optuna-tpe: Δ (d_z, p) | cycles invoked "
+        "| cycles effective |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for s in stats:
         lines.append(
             f"| {s['objective']} | {s['arm']} | {s['n']} | {_fmt(s['mean'])} "
             f"[{_fmt(s['ci_low'])}, {_fmt(s['ci_high'])}] | {_vs(s['vs_inner'])} "
-            f"| {_vs(s['vs_restart'])} | {_fmt(s['invoked'], '.0%')} "
+            f"| {_vs(s['vs_restart'])} | {_vs(s['vs_optuna-tpe'])} | {_fmt(s['invoked'], '.0%')} "
             f"| {_fmt(s['effective'], '.0%')} |"
         )
     flagged = [(s["objective"], s["arm"], m) for s in stats for m in s["not_effective"]]

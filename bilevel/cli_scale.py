@@ -14,7 +14,14 @@ import typer
 from pydantic import ValidationError
 
 from bilevel.agents.executor import Executor, make_executor
-from bilevel.batch import BatchPlan, arm_means, arun_batch, run_dir_for, summary_rows
+from bilevel.batch import (
+    BatchFailed,
+    BatchPlan,
+    arm_means,
+    arun_batch,
+    run_dir_for,
+    summary_rows,
+)
 from bilevel.config import first_error
 
 
@@ -155,6 +162,9 @@ def run_plan(
 
     try:
         return asyncio.run(_batch(configs, out, max_concurrency, pool, done))
+    except BatchFailed as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(1) from None
     except USER_ERRORS as exc:
         fail(first_error(exc))
     except KeyboardInterrupt:

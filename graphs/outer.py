@@ -66,7 +66,11 @@ async def assess(
             ]  # fmt: skip
             evidence = gate_evidence(*gains, cfg["gate_alpha"], cfg["seed"] * 1000 + cycle)
             adopted, effect["gate"] = evidence["adopt"], evidence
-            why = f"gate p={evidence['p']:.3g} (alpha {evidence['alpha']:g})"
+            why = (
+                f"gate p={evidence['p']:.3g} (alpha {evidence['alpha']:g})"
+                if evidence["p"] is not None
+                else f"gate: {evidence['reason']}"
+            )
         else:
             adopted = adopt_rule(gain, prev)
             why = f"improvement {gain:.6g} vs previous cycle {prev:.6g}"
