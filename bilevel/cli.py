@@ -18,7 +18,7 @@ from rich.console import Console
 
 from bilevel.agents.executor import Executor
 from bilevel.agents.local_llm import LocalModelError
-from bilevel.cli_library import mechanisms_app
+from bilevel.cli_library import library_start, mechanisms_app
 from bilevel.cli_scale import (
     DevicesFlag,
     ExecutorFlag,
@@ -30,11 +30,11 @@ from bilevel.cli_scale import (
     bench_report,
     build_executor,
 )
+from bilevel.cli_tools import mechanism_app, objectives, report, space_app
 from bilevel.config import ARMS, LLMSettings, RunConfig, first_error
 from bilevel.graphs.setup import RunDirConflict
 from bilevel.objectives import UnknownObjective, registered
 from bilevel.objectives.script import cli_options as script_cli_options
-from bilevel.objectives.script_config import draft_space
 from bilevel.progress import RunProgress
 from bilevel.report import NotARunDir, summarize
 
@@ -83,34 +83,6 @@ def run_length(
         default_iterations if iterations is None else iterations,
         default_cycle if cycle is None else cycle,
     )
-
-
-def library_start(
-    objective: str, options: dict[str, Any], learn: bool
-) -> tuple[str, dict[str, Any]]:
-    """The library's best mechanism source for a similar objective, and (with learn) the meta
-    prior; ValueError when the library is off or has nothing for this objective."""
-    from bilevel.library import library_path, open_library
-    from bilevel.objectives import make_objective
-
-    library = open_library()
-    if library is None:
-        raise ValueError("the mechanism library is off (BILEVEL_LIBRARY=off)")
-    try:
-        metric = make_objective(objective, **options).metric
-        best = library.best_for(objective, metric)
-        prior = library.prior_for(objective, metric) if learn else {}
-    finally:
-        library.close()
-    if best is None:
-        raise ValueError(
-            f"the library ({library_path()}) has no adopted mechanism for {objective} or its "
-            f"metric {metric}: run a mechanism or full arm first"
-        )
-    err.print(
-        f"from the library: {best['id']} ({best['name']}, mean reward {best['mean_reward']:.3g})"
-    )
-    return best["source"], prior
 
 
 def fail(message: str) -> NoReturn:
@@ -424,76 +396,11 @@ app.command()(bench)
 app.command("bench-report")(bench_report)
 
 
-@app.command()
-def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) -> None:
-    """Write report.md and its PNG figures into the run directory, from its ledger."""
-    from bilevel.report import write_report
-
-    try:
-        path = write_report(run_dir)
-    except USER_ERRORS as exc:
-        fail(first_error(exc))
-    out.print(f"written: {path}")
-
-
 app.add_typer(mechanisms_app, name="mechanisms")
-
-mechanism_app = typer.Typer(no_args_is_help=True, help="Work with mechanism source files.")
 app.add_typer(mechanism_app, name="mechanism")
-
-
-@mechanism_app.command("check")
-def mechanism_check(
-    file: Annotated[Path, typer.Argument(help="A mechanism source file.")],
-    timeout: Annotated[float, typer.Option(help="Seconds one hook call may take.")] = 1.0,
-) -> None:
-    """Validate a mechanism exactly as generated code is validated; exit 1 if it is rejected."""
-    if not file.is_file():
-        fail(f"mechanism file {file} does not exist")
-    report = asyncio.run(_validate(file.read_text(), timeout))
-    if report.ok:
-        hooks = ", ".join(report.hooks) or "none (the default mechanism)"
-        out.print(f"accepted: {file} (hooks: {hooks}; {report.checks} checks passed)")
-        return
-    out.print(f"rejected: {file}: {report.reason}", highlight=False)
-    raise typer.Exit(1)
-
-
-async def _validate(source: str, timeout: float) -> Any:
-    from bilevel.sandbox.pool import SandboxPool
-    from bilevel.sandbox.validation import validate_mechanism
-
-    async with SandboxPool(workers=1) as pool:
-        return await validate_mechanism(pool, source, timeout_s=timeout)
-
-
-@app.command()
-def objectives() -> None:
-    """List registered objectives: name, metric, direction, parameter count."""
-    from bilevel.objectives import make_objective
-
-    for name in sorted(registered()):
-        try:
-            obj = make_objective(name)
-        except UnknownObjective:  # it needs options first, e.g. script's --command and --space
-            print(f"{name}\t(from --metric)\t(from --direction)\t(params from --space)")
-            continue
-        print(f"{name}\t{obj.metric}\t{obj.direction}\t{len(obj.space.params)} params")
-
-
-space_app = typer.Typer(no_args_is_help=True, help="Work with search-space files.")
 app.add_typer(space_app, name="space")
-
-
-@space_app.command("draft")
-def space_draft(
-    file: Annotated[Path, typer.Argument(help="A training script with UPPER_CASE constants.")],
-) -> None:
-    """Print a draft search-space TOML inferred from a script's constants (edit, then --space)."""
-    try:
-        print(draft_space(file), end="")
-    except USER_ERRORS as exc:
-        fail(first_error(exc))
+app.command()(objectives)
+app.command()(report)
 
 
 def print_summary(s: dict[str, Any]) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -78,3 +78,33 @@ def diff_mechanisms(
         fail(str(exc))
     finally:
         library.close()
+
+
+def library_start(
+    objective: str, options: dict[str, Any], learn: bool
+) -> tuple[str, dict[str, Any]]:
+    """The library's best mechanism source for a similar objective, and (with learn) the meta
+    prior; ValueError when the library is off or has nothing for this objective."""
+    from bilevel.library import library_path, open_library
+    from bilevel.objectives import make_objective
+
+    library = open_library()
+    if library is None:
+        raise ValueError("the mechanism library is off (BILEVEL_LIBRARY=off)")
+    try:
+        metric = make_objective(objective, **options).metric
+        best = library.best_for(objective, metric)
+        prior = library.prior_for(objective, metric) if learn else {}
+    finally:
+        library.close()
+    if best is None:
+        raise ValueError(
+            f"the library ({library_path()}) has no adopted mechanism for {objective} or its "
+            f"metric {metric}: run a mechanism or full arm first"
+        )
+    from bilevel.cli import err
+
+    err.print(
+        f"from the library: {best['id']} ({best['name']}, mean reward {best['mean_reward']:.3g})"
+    )
+    return best["source"], prior

@@ -199,7 +199,8 @@ def bench(
     ray_gpus: RayGpusFlag = 0.0,
 ) -> None:
     """Every arm at the same evaluation budget over seeds; bench.md (mean improvement with 95%
-    bootstrap CI, paired comparisons against inner and restart, mechanism use) and PNG plots.
+    bootstrap CI, paired comparisons against inner, restart and optuna-tpe, mechanism use) and PNG
+    plots.
     Resumable: the same command again continues unfinished runs."""
     from bilevel.bench import write_bench
     from bilevel.config import ARMS

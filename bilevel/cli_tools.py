@@ -1,0 +1,83 @@
+"""Small `bilevel` commands: objectives, mechanism check, space draft, report."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from bilevel.config import first_error
+from bilevel.objectives import UnknownObjective, registered
+from bilevel.objectives.script_config import draft_space
+
+mechanism_app = typer.Typer(no_args_is_help=True, help="Work with mechanism source files.")
+
+
+@mechanism_app.command("check")
+def mechanism_check(
+    file: Annotated[Path, typer.Argument(help="A mechanism source file.")],
+    timeout: Annotated[float, typer.Option(help="Seconds one hook call may take.")] = 1.0,
+) -> None:
+    """Validate a mechanism exactly as generated code is validated; exit 1 if it is rejected."""
+    from bilevel.cli import fail, out
+
+    if not file.is_file():
+        fail(f"mechanism file {file} does not exist")
+    report = asyncio.run(_validate(file.read_text(), timeout))
+    if report.ok:
+        hooks = ", ".join(report.hooks) or "none (the default mechanism)"
+        out.print(f"accepted: {file} (hooks: {hooks}; {report.checks} checks passed)")
+        return
+    out.print(f"rejected: {file}: {report.reason}", highlight=False)
+    raise typer.Exit(1)
+
+
+async def _validate(source: str, timeout: float) -> Any:
+    from bilevel.sandbox.pool import SandboxPool
+    from bilevel.sandbox.validation import validate_mechanism
+
+    async with SandboxPool(workers=1) as pool:
+        return await validate_mechanism(pool, source, timeout_s=timeout)
+
+
+def objectives() -> None:
+    """List registered objectives: name, metric, direction, parameter count."""
+    from bilevel.objectives import make_objective
+
+    for name in sorted(registered()):
+        try:
+            obj = make_objective(name)
+        except UnknownObjective:  # it needs options first, e.g. script's --command and --space
+            print(f"{name}\t(from --metric)\t(from --direction)\t(params from --space)")
+            continue
+        print(f"{name}\t{obj.metric}\t{obj.direction}\t{len(obj.space.params)} params")
+
+
+space_app = typer.Typer(no_args_is_help=True, help="Work with search-space files.")
+
+
+@space_app.command("draft")
+def space_draft(
+    file: Annotated[Path, typer.Argument(help="A training script with UPPER_CASE constants.")],
+) -> None:
+    """Print a draft search-space TOML inferred from a script's constants (edit, then --space)."""
+    from bilevel.cli import USER_ERRORS, fail
+
+    try:
+        print(draft_space(file), end="")
+    except USER_ERRORS as exc:
+        fail(first_error(exc))
+
+
+def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) -> None:
+    """Write report.md and its PNG figures into the run directory, from its ledger."""
+    from bilevel.cli import USER_ERRORS, fail, out
+    from bilevel.report import write_report
+
+    try:
+        path = write_report(run_dir)
+    except USER_ERRORS as exc:
+        fail(first_error(exc))
+    out.print(f"written: {path}")
