@@ -44,6 +44,17 @@ def distributions(space: SearchSpace) -> dict[str, Any]:
     return out
 
 
+def require() -> Any:
+    """Optuna, or a ValueError saying how to install it."""
+    try:
+        import optuna
+    except ImportError:
+        raise ValueError(
+            "the random and optuna-tpe arms need Optuna: pip install 'bilevel-autoresearch[bench]'"
+        ) from None
+    return optuna
+
+
 def propose(
     kind: str,
     space: SearchSpace,
@@ -53,12 +64,7 @@ def propose(
     seed: str,
 ) -> list[dict[str, Any]]:
     """n whole configs from a study told every decided trial of history (crashes as failed)."""
-    try:
-        import optuna
-    except ImportError:
-        raise ValueError(
-            "the random and optuna-tpe arms need Optuna: pip install 'bilevel-autoresearch[bench]'"
-        ) from None
+    optuna = require()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     dists = distributions(space)
     rng_seed = sampler_seed(seed)

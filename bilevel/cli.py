@@ -15,6 +15,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 
 from bilevel.agents.executor import Executor
 from bilevel.agents.local_llm import LocalModelError
@@ -86,7 +87,7 @@ def run_length(
 
 
 def fail(message: str) -> NoReturn:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False)  # keep "[bench]" etc.
     raise typer.Exit(2)
 
 

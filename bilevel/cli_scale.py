@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
+from rich.markup import escape
 
 from bilevel.agents.executor import Executor, make_executor
 from bilevel.batch import (
@@ -163,7 +164,7 @@ def run_plan(
     try:
         return asyncio.run(_batch(configs, out, max_concurrency, pool, done))
     except BatchFailed as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         raise typer.Exit(1) from None
     except USER_ERRORS as exc:
         fail(first_error(exc))

@@ -15,8 +15,9 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
 
+from bilevel.agents import classical
 from bilevel.agents.executor import Executor
-from bilevel.config import RunConfig
+from bilevel.config import CLASSICAL_ARMS, RunConfig
 from bilevel.graphs.context import ChatFactory, Context, ProgressFn
 from bilevel.graphs.outer import build_bilevel_graph
 from bilevel.graphs.setup import claim_run_dir
@@ -107,6 +108,8 @@ async def arun(
     executor: where evaluations run (default: local processes; the caller closes its own).
     """
     make_objective(config.objective, **config.objective_options)  # fail fast on a bad name
+    if config.arm in CLASSICAL_ARMS:
+        classical.require()  # and on a missing Optuna, before the baseline is evaluated
     run_dir = Path(run_dir or default_run_dir(config)).resolve()
     ledger = Ledger(run_dir / LEDGER_FILE)
     claim_run_dir(ledger, config)  # before any work: refuse another run's directory

@@ -82,3 +82,18 @@ def test_default_accept_needs_the_noise_margin(metric, margin, keep):
 def test_noise_repeats_must_leave_budget():
     with pytest.raises(ValueError, match="leaves no budget"):
         RunConfig(iterations=4, cycle=2, noise_repeats=4)
+
+
+def test_a_missing_optuna_is_one_line_before_any_work(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from bilevel.cli import app
+
+    monkeypatch.setitem(__import__("sys").modules, "optuna", None)  # as if not installed
+    with pytest.raises(ValueError, match=r"\[bench\]"):
+        classical.require()
+    run_dir = tmp_path / "run"
+    result = CliRunner().invoke(app, ["run", "--arm", "random", "--run-dir", str(run_dir)])
+    assert result.exit_code == 2
+    assert "pip install 'bilevel-autoresearch[bench]'" in result.output  # brackets kept
+    assert not (run_dir / "ledger.sqlite").exists()  # refused before the baseline
