@@ -12,11 +12,10 @@ import json
 import os
 import signal
 import sys
-import time
 from typing import Any
 
 from bilevel.objectives import EvalResult, Objective, make_objective
-from bilevel.objectives.script_run import die_with_parent
+from bilevel.objectives.script_run import run_command
 
 RESULT_PREFIX = "BILEVEL_RESULT "
 
@@ -54,39 +53,22 @@ async def evaluate_in_subprocess(
     env: dict[str, str] | None = None,
 ) -> EvalResult:
     request = json.dumps({"name": name, "options": options, "config": config, "seed": seed})
-    start = time.perf_counter()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bilevel.agents.evaluator",
-        request,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        start_new_session=True,
-        env={**os.environ, **env} if env else None,
-        preexec_fn=die_with_parent,  # a killed run (or Ray worker) takes its evaluations along
-    )
-    try:
-        out, _ = await asyncio.wait_for(proc.communicate(), timeout_s)
-    except (TimeoutError, asyncio.CancelledError):
-        os.killpg(proc.pid, signal.SIGKILL)
-        await proc.wait()
-        if asyncio.current_task() is not None and asyncio.current_task().cancelling():
-            raise
+    argv = [sys.executable, "-m", "bilevel.agents.evaluator", request]
+    run = await run_command(argv, None, {**os.environ, **(env or {})}, timeout_s)
+    if run.timed_out:
         return EvalResult(
             metric=None,
             status="timeout",
-            seconds=time.perf_counter() - start,
+            seconds=run.seconds,
             log_tail=f"killed after {timeout_s}s",
         )
-    text = out.decode(errors="replace")
-    for line in reversed(text.splitlines()):
+    for line in reversed(run.output.splitlines()):
         if line.startswith(RESULT_PREFIX):
             return EvalResult.model_validate_json(line[len(RESULT_PREFIX) :])
-    tail = "\n".join(text.splitlines()[-20:])
-    status = "oom" if "MemoryError" in text or proc.returncode == -signal.SIGKILL else "crash"
+    tail = "\n".join(run.output.splitlines()[-20:])
+    killed = "MemoryError" in run.output or run.returncode == -signal.SIGKILL
     return EvalResult(
-        metric=None, status=status, seconds=time.perf_counter() - start, log_tail=tail
+        metric=None, status="oom" if killed else "crash", seconds=run.seconds, log_tail=tail
     )
 
 

@@ -28,8 +28,12 @@ class Run:
     timed_out: bool = False
 
 
-async def run_command(argv: list[str], cwd: Path, env: dict[str, str], timeout_s: float) -> Run:
-    """Run argv in its own session; on timeout or cancellation kill its whole process group."""
+async def run_command(
+    argv: list[str], cwd: Path | None, env: dict[str, str], timeout_s: float | None
+) -> Run:
+    """Run argv in its own session; on timeout or cancellation kill its whole process group.
+    The one way this project runs a child that may hang (script trials, tinygpt training,
+    evaluation subprocesses)."""
     start = time.perf_counter()
     try:
         proc = await asyncio.create_subprocess_exec(

@@ -9,18 +9,17 @@ the objective is `inline` (the evaluator need not wrap it in a second subprocess
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import os
 import re
 import signal
 import sys
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from bilevel.objectives.base import EvalResult, Status, register
+from bilevel.objectives.script_run import run_command
 from bilevel.objectives.space import Param, SearchSpace
 from bilevel.objectives.tinygpt.train import PARENT_PID_ENV, TrainConfig, parse_config
 
@@ -211,49 +210,20 @@ class TinyGPTObjective:
         self, config: dict[str, Any], seed: int, budget: float | None = None
     ) -> EvalResult:
         request = json.dumps(self.train_config(config, seed, budget))
-        start = time.perf_counter()
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            TRAIN_MODULE,
-            "--config",
-            request,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True,  # its own process group, so a kill takes its children too
-            env={**SUBPROCESS_ENV, **os.environ, PARENT_PID_ENV: str(os.getpid())},
-        )
-        lines: list[str] = []  # read as they come, so a killed run still leaves its log
-
-        async def pump() -> None:
-            assert proc.stdout is not None
-            async for raw in proc.stdout:
-                lines.append(raw.decode(errors="replace").rstrip("\n"))
-
-        try:
-            await asyncio.wait_for(asyncio.gather(pump(), proc.wait()), self.timeout_s)
-        except (TimeoutError, asyncio.CancelledError):
-            _kill_group(proc.pid)
-            await proc.wait()
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
-                raise
-            lines.append(f"killed after {self.timeout_s:g}s")
+        argv = [sys.executable, "-m", TRAIN_MODULE, "--config", request]
+        env = {**SUBPROCESS_ENV, **os.environ, PARENT_PID_ENV: str(os.getpid())}
+        # its own process group, so a kill takes its children too; the output read as it comes,
+        # so a killed run still leaves its log
+        run = await run_command(argv, None, env, self.timeout_s)
+        if run.timed_out:
+            lines = [*run.output.splitlines(), f"killed after {self.timeout_s:g}s"]
             return EvalResult(
                 metric=None,
                 status="timeout",
-                seconds=time.perf_counter() - start,
+                seconds=run.seconds,
                 log_tail="\n".join(lines[-LOG_TAIL_LINES:]),
             )
-        text = "\n".join(lines)
-        return result_from_output(text, proc.returncode, time.perf_counter() - start)
-
-
-def _kill_group(pid: int) -> None:
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+        return result_from_output(run.output, run.returncode, run.seconds)
 
 
 def make(
