@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, Field
 
 from bilevel.agents.evaluator import evaluate
-from bilevel.objectives import EvalResult, make_objective
+from bilevel.objectives import EvalResult, objective_for
 
 
 class EvalRequest(BaseModel):
@@ -74,7 +74,7 @@ class LocalExecutor:
 
     async def evaluate(self, request: EvalRequest) -> Evaluation:
         await self.start()
-        objective = make_objective(request.objective, **request.options)
+        objective = objective_for(request.objective, request.options)
         device = await self._free.get() if self._free is not None else None
         started = time.time()
         try:

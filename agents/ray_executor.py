@@ -17,13 +17,13 @@ from typing import Any
 
 from bilevel.agents.evaluator import evaluate
 from bilevel.agents.executor import EvalRequest, Evaluation
-from bilevel.objectives import EvalResult, make_objective
+from bilevel.objectives import EvalResult, objective_for
 
 
 def run_request(payload: dict[str, Any]) -> dict[str, Any]:
     """The Ray task body (runs in a Ray worker process)."""
     request = EvalRequest.model_validate(payload)
-    objective = make_objective(request.objective, **request.options)
+    objective = objective_for(request.objective, request.options)
     started = time.time()
     result = asyncio.run(
         evaluate(objective, request.config, request.options, request.seed, request.timeout_s)

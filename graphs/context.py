@@ -19,7 +19,7 @@ from bilevel.agents.llm import LLM, make_chat
 from bilevel.agents.local_llm import LocalServer
 from bilevel.config import LLMSettings
 from bilevel.ledger import LEDGER_FILE, AsyncLedger, Ledger
-from bilevel.objectives import Objective, make_objective, registered
+from bilevel.objectives import Objective, objective_for, registered
 from bilevel.sandbox.pool import SandboxPool
 
 ProgressFn = Callable[[dict[str, Any]], None]
@@ -31,7 +31,6 @@ class Context:
     pool: SandboxPool | None = None
     progress: ProgressFn | None = None
     ledgers: dict[str, Ledger] = field(default_factory=dict)
-    objectives: dict[str, Objective] = field(default_factory=dict)
     chat_factory: ChatFactory = make_chat  # tests pass fake chat models here
     chats: dict[tuple[str, str | None], Any] = field(default_factory=dict)
     local: LocalServer | None = None
@@ -46,12 +45,7 @@ class Context:
         return AsyncLedger(self.ledgers[run_dir])
 
     def objective(self, config: dict[str, Any]) -> Objective:
-        key = f"{config['objective']}:{sorted(config.get('objective_options', {}).items())}"
-        if key not in self.objectives:
-            self.objectives[key] = make_objective(
-                config["objective"], **config.get("objective_options", {})
-            )
-        return self.objectives[key]
+        return objective_for(config["objective"], config.get("objective_options", {}))
 
     async def get_executor(self) -> Executor:
         if self.executor is None:

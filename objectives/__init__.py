@@ -5,6 +5,7 @@ from bilevel.objectives.base import (
     Objective,
     UnknownObjective,
     make_objective,
+    objective_for,
     register,
     registered,
 )
@@ -18,6 +19,7 @@ __all__ = [
     "SpaceError",
     "UnknownObjective",
     "make_objective",
+    "objective_for",
     "register",
     "registered",
 ]

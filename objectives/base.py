@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 from collections.abc import Callable
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -73,6 +74,18 @@ def make_objective(name: str, **options: Any) -> Objective:
         return factories[name](**options)
     except TypeError as exc:
         raise UnknownObjective(f"bad options for objective {name!r}: {exc}") from None
+
+
+_BUILT: dict[str, Objective] = {}
+
+
+def objective_for(name: str, options: dict[str, Any]) -> Objective:
+    """make_objective, once per (name, options) in this process: the graph and the executors
+    ask for the run's objective at every step and every trial."""
+    key = json.dumps([name, options], sort_keys=True, default=str)
+    if key not in _BUILT:
+        _BUILT[key] = make_objective(name, **options)
+    return _BUILT[key]
 
 
 # Built-in objective modules by name prefix, imported late (for their @register side effects)
