@@ -107,7 +107,7 @@ async def arun(
     it is not stored (it may hold a password), so a resume must pass it again.
     executor: where evaluations run (default: local processes; the caller closes its own).
     """
-    make_objective(config.objective, **config.objective_options)  # fail fast on a bad name
+    objective = make_objective(config.objective, **config.objective_options)  # fail fast
     if config.arm in CLASSICAL_ARMS:
         classical.require()  # and on a missing Optuna, before the baseline is evaluated
     run_dir = Path(run_dir or default_run_dir(config)).resolve()
@@ -153,7 +153,7 @@ async def arun(
                     else DONE
                 )
         ledger.set_meta("finished", True)
-        record_in_library(ledger, config)
+        record_in_library(ledger, objective.metric)
         return summary_of(ledger)
     finally:
         await context.aclose()
@@ -164,13 +164,12 @@ async def arun(
 DONE = object()
 
 
-def record_in_library(ledger: Ledger, config: RunConfig) -> None:
+def record_in_library(ledger: Ledger, metric: str) -> None:
     """A finished run's validated mechanisms go to the mechanism library (if it is on)."""
     library = open_library()
     if library is None:
         return
     try:
-        metric = make_objective(config.objective, **config.objective_options).metric
         library.record_run(ledger, metric)
     finally:
         library.close()
