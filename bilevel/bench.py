@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bilevel.config import ARMS
-from bilevel.report import open_ledger, summary_of
+from bilevel.report import mechanism_use, open_ledger, summary_of
 
 BOOTSTRAP = 4000
 REFERENCES = ("inner", "restart", "optuna-tpe")  # paired comparisons against each
@@ -54,27 +54,6 @@ def paired(diffs: list[float], seed: int = 0) -> dict[str, float | int | None]:
         sums = [abs(sum(rng.choice((1, -1)) * d for d in diffs)) for _ in range(20000)]
     p = sum(s >= observed - 1e-12 for s in sums) / len(sums)
     return {"n": n, "mean_diff": mean, "d_z": d_z, "p": p}
-
-
-def mechanism_use(ledger: Any) -> dict[str, Any]:
-    """Cycles whose mechanism in the slots (other than the default) was called at all, and those
-    whose calls changed a decision; mechanisms that sat in the slots and never changed one."""
-    cycles = [c for c in ledger.cycles() if c["mechanism"] != "default"]
-    rows = ledger.query(
-        "SELECT mechanism, cycle, COUNT(*) AS calls, SUM(changed) AS changed FROM hook_calls "
-        "GROUP BY mechanism, cycle"
-    )
-    calls = {(r["mechanism"], r["cycle"]): r for r in rows}
-    invoked = [c for c in cycles if (c["mechanism"], c["cycle"]) in calls]
-    effective = [c for c in invoked if calls[(c["mechanism"], c["cycle"])]["changed"]]
-    in_slots = {c["mechanism"] for c in cycles}
-    changed_any = {m for (m, _), r in calls.items() if r["changed"]}
-    return {
-        "cycles": len(cycles),
-        "invoked": len(invoked),
-        "effective": len(effective),
-        "not_effective": sorted(in_slots - changed_any),
-    }
 
 
 def run_row(run_dir: Path) -> dict[str, Any]:

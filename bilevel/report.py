@@ -128,6 +128,27 @@ def slot_use(ledger: Ledger, slots: int) -> dict[str, Any]:
     }
 
 
+def mechanism_use(ledger: Ledger) -> dict[str, Any]:
+    """Cycles whose mechanism in the slots (other than the default) was called at all, and those
+    whose calls changed a decision; mechanisms that sat in the slots and never changed one."""
+    cycles = [c for c in ledger.cycles() if c["mechanism"] != "default"]
+    rows = ledger.query(
+        "SELECT mechanism, cycle, COUNT(*) AS calls, SUM(changed) AS changed FROM hook_calls "
+        "GROUP BY mechanism, cycle"
+    )
+    calls = {(r["mechanism"], r["cycle"]): r for r in rows}
+    invoked = [c for c in cycles if (c["mechanism"], c["cycle"]) in calls]
+    effective = [c for c in invoked if calls[(c["mechanism"], c["cycle"])]["changed"]]
+    in_slots = {c["mechanism"] for c in cycles}
+    changed_any = {m for (m, _), r in calls.items() if r["changed"]}
+    return {
+        "cycles": len(cycles),
+        "invoked": len(invoked),
+        "effective": len(effective),
+        "not_effective": sorted(in_slots - changed_any),
+    }
+
+
 def hook_stats(ledger: Ledger) -> list[dict[str, Any]]:
     """Per mechanism and hook: calls, how many changed the outcome, how many failed."""
     return ledger.query(
@@ -150,6 +171,7 @@ def write_report(run_dir: str | Path) -> Path:
         objective = make_objective(config["objective"], **config.get("objective_options", {}))
         trials, cycles, mechs = ledger.trials(), ledger.cycles(), ledger.mechanisms()
         calls = hook_stats(ledger)
+        not_effective = set(mechanism_use(ledger)["not_effective"])
     finally:
         ledger.close()
     figures = [
@@ -210,9 +232,7 @@ def write_report(run_dir: str | Path) -> Path:
     ]
     for m in mechs:
         u = by_mech.get(m["id"], {"calls": 0, "changed": 0, "failed": 0})
-        flag = (
-            " (never changed a decision)" if m["status"] == "adopted" and not u["changed"] else ""
-        )
+        flag = " (never changed a decision)" if m["id"] in not_effective else ""
         lines.append(
             f"| {m['id']} | {m['origin']} | {m['parent'] or ''} | {m['cycle']} | "
             f"{m['status']}{flag} | {u['calls']} | {u['changed']} | {u['failed']} |"
