@@ -44,10 +44,6 @@ def check_candidate(
     return {**cand, "changes": changes}
 
 
-def changed(config: dict[str, Any], incumbent: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in config.items() if incumbent.get(k) != v}
-
-
 async def keep_valid(
     slots: Slots, candidates: list[dict[str, Any]], key: str
 ) -> list[dict[str, Any]]:
@@ -78,7 +74,20 @@ async def research(state: BilevelState, runtime: Runtime[Context]) -> dict[str, 
     history = await slots.ledger.trials(trace=state["trace"], before=decided_before(state))
     running = [a["config"] for a in state["inflight"]]
     seed = f"{state['config']['seed']}:{state['iteration']}"
-    if state["config"]["researcher"] == "llm":
+    if state["config"]["arm"] in CLASSICAL_ARMS:  # before --llm: the arm says who proposes
+        # whole configs as changes: keep_valid drops the values equal to the incumbent's
+        own = [
+            {"changes": c["config"], "source": c["source"], "hypothesis": c["hypothesis"]}
+            for c in classical.propose(
+                classical.ARMS[state["config"]["arm"]],
+                slots.objective.space,
+                history,
+                slots.objective.direction,
+                max(1, free_slots(state)),
+                seed,
+            )
+        ]
+    elif state["config"]["researcher"] == "llm":
         settings = LLMSettings(**state["config"]["llm"])
         llm = await slots.context.llm(
             "researcher", settings, slots.ledger, slots.cycle, slots.iteration, "research"
@@ -94,22 +103,6 @@ async def research(state: BilevelState, runtime: Runtime[Context]) -> dict[str, 
                 "llm_fallback",
                 {"reason": fallback_reason},
             )
-    elif state["config"]["arm"] in CLASSICAL_ARMS:
-        own = [
-            {
-                "changes": changed(c["config"], state["incumbent"]["config"]),
-                "source": c["source"],
-                "hypothesis": c["hypothesis"],
-            }
-            for c in classical.propose(
-                classical.ARMS[state["config"]["arm"]],
-                slots.objective.space,
-                history,
-                slots.objective.direction,
-                max(1, free_slots(state)),
-                seed,
-            )
-        ]
     else:
         own = researcher.propose(
             slots.objective.space,
