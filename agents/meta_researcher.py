@@ -146,6 +146,12 @@ def reject(memory: dict[str, Any], name: str, reason: str) -> None:
     memory.setdefault("rejected", {})[name] = reason
 
 
+def reward(gain: float, baseline_metric: float | None) -> float:
+    """A cycle's improvement as a percentage of the baseline metric: comparable across
+    objectives (what the bandit over mechanisms and the mechanism library both score)."""
+    return 100.0 * gain / (abs(baseline_metric or 1.0) or 1.0)
+
+
 def credit(memory: dict[str, Any], name: str, values: dict[str, Any], reward: float) -> None:
     """Record what a mechanism's probation cycle earned; remember its best constants."""
     s = memory.setdefault("stats", {}).setdefault(

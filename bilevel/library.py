@@ -20,6 +20,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from bilevel.agents.meta_researcher import reward
 from bilevel.ledger import Ledger
 
 SCHEMA = """
@@ -66,14 +67,14 @@ class Library:
         """Add a finished run's validated mechanisms and their outcomes; returns how many."""
         config = ledger.get_meta("config") or {}
         run = str(ledger.path.parent)
-        trials = ledger.trials(limit=1)  # any trial: only to know the run evaluated something
         baseline = ledger.trial(0)
-        scale = abs((baseline or {}).get("metric") or 1.0) or 1.0
+        if baseline is None:  # the run evaluated nothing
+            return 0
         rows = ledger.mechanisms()
         by_run_id = {m["id"]: m for m in rows}
         n = 0
         for m in rows:
-            if m["id"] == "default" or m["status"] not in KEPT or not trials:
+            if m["id"] == "default" or m["status"] not in KEPT:
                 continue
             parent = by_run_id.get(m["parent"] or "")
             effect = m["effect"] or {}
@@ -103,7 +104,7 @@ class Library:
                     m["status"],
                     gain,
                     effect.get("previous_improvement"),
-                    None if gain is None else 100.0 * gain / scale,
+                    None if gain is None else reward(gain, baseline["metric"]),
                 ),
             )
             n += 1
@@ -147,16 +148,16 @@ class Library:
             )
         )
 
-    def similar(self, objective: str, metric: str) -> str:
-        """The objective's own uses if there are any, else the uses on the same metric."""
+    def similar(self, objective: str, metric: str) -> tuple[str, str]:
+        """(where clause, value): the objective's own uses if there are any, else the uses on
+        the same metric."""
         own = self.db.execute("SELECT 1 FROM uses WHERE objective = ? LIMIT 1", (objective,))
-        return "objective = ?" if own.fetchone() else "metric = ?"
+        return ("objective = ?", objective) if own.fetchone() else ("metric = ?", metric)
 
     def best_for(self, objective: str, metric: str) -> dict[str, Any] | None:
         """The adopted-at-least-once mechanism with the best mean reward on a similar
         objective (the same one if it has any uses, else the same metric)."""
-        clause = self.similar(objective, metric)
-        key = objective if clause.startswith("objective") else metric
+        clause, key = self.similar(objective, metric)
         row = self.db.execute(
             "SELECT m.id, m.name, m.source, AVG(u.reward) AS mean_reward FROM mechanisms m "
             f"JOIN uses u ON u.mechanism = m.id WHERE u.{clause} GROUP BY m.id "
@@ -169,8 +170,7 @@ class Library:
     def prior_for(self, objective: str, metric: str) -> dict[str, Any]:
         """Starting statistics for the library meta-researcher, per mechanism name: one pull
         worth the mean reward seen on similar objectives, and the best constants found."""
-        clause = self.similar(objective, metric)
-        key = objective if clause.startswith("objective") else metric
+        clause, key = self.similar(objective, metric)
         rows = self.db.execute(
             "SELECT m.name, m.params, u.reward FROM mechanisms m JOIN uses u "
             f"ON u.mechanism = m.id WHERE u.{clause} AND u.reward IS NOT NULL",

@@ -78,9 +78,11 @@ async def assess(
         decision = f"{verb} {mech['id']}: {why}"
         await ledger.set_mechanism_status(mech["id"], "adopted" if adopted else "reverted", effect)
         memory = copy.deepcopy(state["meta_memory"])
-        scale = abs(state["baseline"]["metric"] or 1.0) or 1.0
         meta_researcher.credit(
-            memory, mech["name"], memory.get("params", {}).get(mech["id"], {}), 100.0 * gain / scale
+            memory,
+            mech["name"],
+            memory.get("params", {}).get(mech["id"], {}),
+            meta_researcher.reward(gain, state["baseline"]["metric"]),
         )
         update["meta_memory"] = memory
         update["mechanism"] = (
