@@ -43,3 +43,17 @@ def ledger_rows(run_dir: Path) -> dict[str, list[tuple]]:
         out[table] = db.execute(f"SELECT {', '.join(cols)} FROM {table} ORDER BY 1").fetchall()
     db.close()
     return out
+
+
+def ledger_query(run_dir: Path, sql: str) -> list[dict[str, Any]]:
+    """Rows of one query on a run's ledger, as dicts."""
+    db = sqlite3.connect(run_dir / "ledger.sqlite")
+    db.row_factory = sqlite3.Row
+    rows = [dict(r) for r in db.execute(sql)]
+    db.close()
+    return rows
+
+
+def trials(run_dir: Path) -> list[dict[str, Any]]:
+    """Every trial row of a run's ledger, in trial order."""
+    return ledger_query(run_dir, "SELECT * FROM trials ORDER BY trial")

@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import bilevel, show_json
+from tests.helpers import bilevel, show_json, trials
 
 pytest.importorskip("optuna", reason="the bench extra is not installed")
 pytestmark = pytest.mark.slow
-
-
-def trials(run_dir: Path) -> list[dict]:
-    db = sqlite3.connect(run_dir / "ledger.sqlite")
-    db.row_factory = sqlite3.Row
-    rows = [dict(r) for r in db.execute("SELECT * FROM trials ORDER BY trial")]
-    db.close()
-    return rows
 
 
 @pytest.mark.parametrize("arm", ["random", "optuna-tpe"])

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import sys
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 from bilevel import RunConfig
 from bilevel.agents.executor import LocalExecutor
 from bilevel.runner import arun
+from tests.helpers import ledger_query as rows
 
 ray = pytest.importorskip("ray", reason="the ray extra is not installed")
 from bilevel.agents.ray_executor import RayExecutor  # noqa: E402
@@ -35,14 +35,6 @@ def ray_runtime(tmp_path_factory):
     yield marker
     ray.shutdown()
     os.environ.pop("KILL_RAY_WORKER_MARKER", None)
-
-
-def rows(run_dir: Path, sql: str) -> list[dict]:
-    db = sqlite3.connect(run_dir / "ledger.sqlite")
-    db.row_factory = sqlite3.Row
-    out = [dict(r) for r in db.execute(sql)]
-    db.close()
-    return out
 
 
 async def test_a_bilevel_run_through_ray_matches_the_local_executor(ray_runtime, tmp_path):

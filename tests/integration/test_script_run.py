@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import bilevel, show_json
+from tests.helpers import bilevel, show_json, trials
 
 pytestmark = pytest.mark.slow
 
@@ -32,14 +32,6 @@ def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
         str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
         for p in sorted(folder.rglob("*"))
     }
-
-
-def trials(run_dir: Path) -> list[dict]:
-    db = sqlite3.connect(run_dir / "ledger.sqlite")
-    db.row_factory = sqlite3.Row
-    rows = [dict(r) for r in db.execute("SELECT * FROM trials ORDER BY trial")]
-    db.close()
-    return rows
 
 
 def test_example_train_py_through_a_full_bilevel_run(tmp_path: Path):
