@@ -83,17 +83,15 @@ def trials_plot(trials: list[dict[str, Any]], metric: str, path: Path) -> Path:
             color="tab:red",
             label="failed (crash / nan / timeout)",
         )
-    for boundary in sorted(
-        {t["trial"] for t in trials if t["cycle"] > 0 and _first_of_cycle(t, trials)}
-    ):
-        ax.axvline(boundary - 0.5, color="k", alpha=0.1, linestyle=":")
+    first_of_cycle: dict[int, int] = {}
+    for t in sorted(trials, key=lambda t: t["trial"]):
+        first_of_cycle.setdefault(t["cycle"], t["trial"])
+    for cycle, boundary in first_of_cycle.items():
+        if cycle > 0:
+            ax.axvline(boundary - 0.5, color="k", alpha=0.1, linestyle=":")
     ax.set(title=f"{metric} per trial, with the incumbent", xlabel="trial", ylabel=metric)
     ax.legend(fontsize=8, loc="best")
     return _save(fig, path)
-
-
-def _first_of_cycle(t: dict[str, Any], trials: list[dict[str, Any]]) -> bool:
-    return not any(o["cycle"] == t["cycle"] and o["trial"] < t["trial"] for o in trials)
 
 
 def cycles_plot(cycles: list[dict[str, Any]], path: Path) -> Path:

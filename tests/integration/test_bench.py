@@ -55,3 +55,15 @@ def test_a_mechanism_that_never_changes_a_decision_is_flagged(tmp_path: Path):
     assert "synthetic:trainsim / inner: s0:user" in proc.stdout
     arm = json.loads((out / "bench.json").read_text())["arms"][0]
     assert arm["invoked"] == 1.0 and arm["effective"] == 0.0
+
+
+def test_bilevel_report_writes_the_five_figures(tmp_path: Path):
+    run_dir = tmp_path / "run"
+    bilevel("run", "--iterations", "24", "--cycle", "6", "--run-dir", str(run_dir))
+    bilevel("report", str(run_dir))
+    text = (run_dir / "report.md").read_text()
+    for name in ("trials", "cycles", "mechanisms", "hooks", "coverage"):
+        assert f"({name}.png)" in text
+        image = matplotlib.image.imread(run_dir / f"{name}.png")
+        assert image.shape[0] > 100 and image.shape[1] > 100
+    assert "| c1-" in text  # the mechanisms table lists what the meta-researcher tried
