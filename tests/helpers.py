@@ -57,3 +57,16 @@ def ledger_query(run_dir: Path, sql: str) -> list[dict[str, Any]]:
 def trials(run_dir: Path) -> list[dict[str, Any]]:
     """Every trial row of a run's ledger, in trial order."""
     return ledger_query(run_dir, "SELECT * FROM trials ORDER BY trial")
+
+
+def trial_ids(run_dir: Path) -> list[int]:
+    """The trial ids a run's ledger holds so far; [] while another process is still creating it
+    (the file can exist before its tables do)."""
+    if not (run_dir / "ledger.sqlite").exists():
+        return []
+    try:
+        return [
+            t["trial"] for t in ledger_query(run_dir, "SELECT trial FROM trials ORDER BY trial")
+        ]
+    except sqlite3.OperationalError:
+        return []

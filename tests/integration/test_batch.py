@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import os
 import signal
-import sqlite3
 import statistics
 import subprocess
 import time
@@ -20,7 +19,7 @@ from bilevel import build_graph
 from bilevel.batch import BatchPlan, graph_inputs, run_dir_for
 from bilevel.graphs.context import Context
 from bilevel.sandbox.pool import SandboxPool
-from tests.helpers import BILEVEL, bilevel, ledger_rows, show_json
+from tests.helpers import BILEVEL, bilevel, ledger_rows, show_json, trial_ids
 
 pytestmark = pytest.mark.slow
 
@@ -97,15 +96,6 @@ async def test_batch_abatch_and_single_runs_agree(tmp_path: Path):
         assert (py_dir / "results.tsv").read_text() == (cli_dir / "results.tsv").read_text()
 
 
-def trial_ids(run_dir: Path) -> list[int]:
-    if not (run_dir / "ledger.sqlite").exists():
-        return []
-    db = sqlite3.connect(run_dir / "ledger.sqlite")
-    ids = [r[0] for r in db.execute("SELECT trial FROM trials ORDER BY trial")]
-    db.close()
-    return ids
-
-
 def test_ctrl_c_stops_a_batch_and_the_same_command_resumes_it(tmp_path: Path):
     flags = [
         "--objectives", "synthetic:sleep", "--arms", "inner,full", "--seeds", "0",
@@ -128,10 +118,14 @@ def test_ctrl_c_stops_a_batch_and_the_same_command_resumes_it(tmp_path: Path):
     )
     dirs = [run_dir_for(out, c) for c in plan.configs()]
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and min(len(trial_ids(d)) for d in dirs) < 4:
-        time.sleep(0.1)
-    proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=60)
+    try:
+        while time.monotonic() < deadline and min(len(trial_ids(d)) for d in dirs) < 4:
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:  # a failure here must not leave the batch running into the next test
+        proc.kill()
+        proc.wait()
     assert proc.returncode == 130, stderr
     assert "interrupted: run the same `bilevel batch` again to resume" in stderr
     assert "Traceback" not in stderr

@@ -16,7 +16,7 @@ import pytest
 from bilevel import RunConfig
 from bilevel.agents.executor import EvalRequest, LocalExecutor
 from bilevel.runner import arun
-from tests.helpers import BILEVEL, bilevel, ledger_rows
+from tests.helpers import BILEVEL, bilevel, ledger_rows, trial_ids
 
 pytestmark = pytest.mark.slow
 
@@ -123,16 +123,12 @@ def test_kill_with_trials_in_flight_then_resume(tmp_path: Path):
         stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if (killed / "ledger.sqlite").exists():
-            db = sqlite3.connect(killed / "ledger.sqlite")
-            n = db.execute("SELECT COUNT(*) FROM trials").fetchone()[0]
-            db.close()
-            if n >= 6:
-                break
-        time.sleep(0.05)
-    proc.kill()
-    proc.wait()
+    try:
+        while time.monotonic() < deadline and len(trial_ids(killed)) < 6:
+            time.sleep(0.05)
+    finally:
+        proc.kill()
+        proc.wait()
     time.sleep(0.5)  # evaluation processes die with their parent (PR_SET_PDEATHSIG)
     assert subprocess.run(["pgrep", "-f", "bilevel.agents.evaluator"]).returncode == 1
     bilevel("resume", str(killed))
