@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from typing import Any
 
 from bilevel.objectives import SearchSpace
@@ -74,11 +74,13 @@ def propose(
     n: int,
     seed: str,
     avoid: Sequence[dict[str, Any]] = (),
+    evaluated: Container[str] = (),
 ) -> list[dict[str, Any]]:
     """n candidates {changes, source, hypothesis}, none repeating a config already tried.
 
     history: trials of this trace, each with config, changes, accepted and base (the incumbent
     config it was proposed from). avoid: configs being evaluated now (other slots).
+    evaluated: canonical keys of every config the run has evaluated (other traces included).
     """
     rng = random.Random(seed)
     names = [p for p in space.names if p not in frozen] or space.names
@@ -98,9 +100,10 @@ def propose(
         changes = {name: step(space, name, incumbent[name], history, rng) for name in chosen}
         changes = {k: v for k, v in changes.items() if v != incumbent[k]}
         config = {**incumbent, **changes}
-        if not changes or canonical(config) in tried:
+        key = canonical(config)
+        if not changes or key in tried or key in evaluated:
             continue
-        tried.add(canonical(config))
+        tried.add(key)
         out.append(
             {
                 "changes": changes,

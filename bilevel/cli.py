@@ -7,7 +7,10 @@ status 2 and one line on stderr, never a traceback.
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
+import os
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -38,6 +41,8 @@ from bilevel.objectives import UnknownObjective, registered
 from bilevel.objectives.script import cli_options as script_cli_options
 from bilevel.progress import RunProgress
 from bilevel.report import NotARunDir, summarize
+from bilevel.sandbox.pool import REQUIRE_ENV, ConfinementError
+from bilevel.terminal import safe
 
 app = typer.Typer(
     add_completion=False,
@@ -55,6 +60,7 @@ USER_ERRORS = (
     FileNotFoundError,
     ValueError,
     LocalModelError,
+    ConfinementError,
 )
 
 
@@ -86,8 +92,28 @@ def run_length(
     )
 
 
+RequireConfinementFlag = Annotated[
+    bool,
+    typer.Option(
+        help="Refuse to run unless sandbox workers get Landlock and seccomp "
+        "(also $BILEVEL_REQUIRE_CONFINEMENT=1)."
+    ),
+]
+
+
+def confine(required: bool) -> None:
+    if required:  # every sandbox pool of this process reads it (sandbox/pool.py)
+        os.environ[REQUIRE_ENV] = "1"
+
+
+def disk_full(exc: BaseException) -> bool:
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return True
+    return isinstance(exc, sqlite3.OperationalError) and "disk is full" in str(exc)
+
+
 def fail(message: str) -> NoReturn:
-    err.print(f"[red]error:[/red] {escape(message)}", highlight=False)  # keep "[bench]" etc.
+    err.print(f"[red]error:[/red] {escape(safe(message))}", highlight=False)  # keep "[bench]"
     raise typer.Exit(2)
 
 
@@ -208,8 +234,10 @@ def run(
     ] = None,
     direction: Annotated[str | None, script_option("minimize (default) | maximize.")] = None,
     workdir: Annotated[Path | None, script_option("Your project directory (default .).")] = None,
+    require_confinement: RequireConfinementFlag = False,
 ) -> None:
     """Run a bilevel search (no LLM or API key needed: the prior researcher and library meta)."""
+    confine(require_confinement)
     if arm not in ARMS:
         fail(f"unknown arm {arm!r}: choose one of {', '.join(ARMS)}")
     if objective not in registered():
@@ -308,9 +336,11 @@ def resume(
     devices: DevicesFlag = None,
     ray_cpus: RayCpusFlag = 1.0,
     ray_gpus: RayGpusFlag = 0.0,
+    require_confinement: RequireConfinementFlag = False,
 ) -> None:
     """Continue a run that was interrupted: no trial lost, none evaluated twice. The executor
     may differ from the one it started with."""
+    confine(require_confinement)
     try:
         slots = _run_slots(run_dir)
         pool = build_executor(executor, ray_address, devices, ray_cpus, ray_gpus, slots)
@@ -354,7 +384,7 @@ async def approve_in_terminal(question: dict[str, Any]) -> str:
         f"\n[bold]mechanism {question['mechanism']}[/bold] passed validation "
         f"({question['validation'].get('checks', '?')} checks). Diff:"
     )
-    err.print(question["diff"] or "(no diff)", highlight=False, markup=False)
+    err.print(safe(question["diff"]) or "(no diff)", highlight=False, markup=False)
     err.print("adopt it? [y/N] ", end="", markup=False)
     line = await asyncio.to_thread(sys.stdin.readline)
     return "yes" if line.strip().lower() in ("y", "yes") else "no"
@@ -370,6 +400,17 @@ def _execute(start: Any, json_out: bool) -> None:
     except KeyboardInterrupt:
         err.print("interrupted: continue with `bilevel resume DIR`")
         raise typer.Exit(130) from None
+    except (OSError, sqlite3.OperationalError) as exc:
+        if not disk_full(exc):
+            raise
+        where = f" {display.run_dir}" if display.run_dir else ""
+        err.print(
+            f"error: the disk is full ({exc}); nothing decided is lost: free some space, then "
+            f"continue with `bilevel resume{where or ' DIR'}`",
+            highlight=False,
+            markup=False,
+        )
+        raise typer.Exit(1) from None
     if json_out:
         print(json.dumps(summary, indent=2))
     else:

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from bilevel.library import Library, library_path, open_library
+from bilevel.terminal import safe
 
 mechanisms_app = typer.Typer(
     no_args_is_help=True, help="The mechanism library: every validated mechanism of every run."
@@ -37,8 +38,10 @@ def list_mechanisms(
     for r in rows:
         reward = "-" if r["mean_reward"] is None else f"{r['mean_reward']:.3g}"
         print(
-            f"{r['id']:<12}  {r['name']:<14} {r['uses']:>4} {r['adopted'] or 0:>7} "
-            f"{reward:>8}  {r['objectives']}"
+            safe(
+                f"{r['id']:<12}  {r['name']:<14} {r['uses']:>4} {r['adopted'] or 0:>7} "
+                f"{reward:>8}  {r['objectives']}"
+            )
         )
 
 
@@ -56,11 +59,13 @@ def show_mechanism(
         fail(str(exc))
     finally:
         library.close()
-    print(f"# {m['id']} {m['name']} (origin {m['origin']}, parent {m['parent'] or 'default'})")
+    parent = m["parent"] or "default"
+    print(safe(f"# {m['id']} {m['name']} (origin {m['origin']}, parent {parent})"))
     for u in m["uses"]:
         gain = "-" if u["improvement"] is None else f"{u['improvement']:.6g}"
         print(f"#   {u['objective']} {u['arm']} s{u['seed']}: {u['status']}, cycle gain {gain}")
-    print(m["source"], end="" if m["source"].endswith("\n") else "\n")
+    source = safe(m["source"])  # model-written text: controls shown, never interpreted
+    print(source, end="" if source.endswith("\n") else "\n")
 
 
 @mechanisms_app.command("diff")
@@ -73,7 +78,7 @@ def diff_mechanisms(
 
     library = _library()
     try:
-        print(library.diff(a, b), end="")
+        print(safe(library.diff(a, b)), end="")
     except ValueError as exc:
         fail(str(exc))
     finally:

@@ -11,6 +11,7 @@ import typer
 from bilevel.config import first_error
 from bilevel.objectives import UnknownObjective, registered
 from bilevel.objectives.script_config import draft_space
+from bilevel.terminal import safe
 
 mechanism_app = typer.Typer(no_args_is_help=True, help="Work with mechanism source files.")
 
@@ -30,7 +31,7 @@ def mechanism_check(
         hooks = ", ".join(report.hooks) or "none (the default mechanism)"
         out.print(f"accepted: {file} (hooks: {hooks}; {report.checks} checks passed)")
         return
-    out.print(f"rejected: {file}: {report.reason}", highlight=False)
+    out.print(f"rejected: {file}: {safe(report.reason)}", highlight=False, markup=False)
     raise typer.Exit(1)
 
 

@@ -134,11 +134,21 @@ def _is_json_scalar(value: Any) -> bool:
 
 MAX_DEPTH = 32  # nesting a result or memory may have
 MAX_INT = 2**63 - 1  # what the checkpoint serializer (msgpack) can store
+# Byte budgets, enforced in the sandbox worker before anything reaches the host: memory goes
+# into graph state (by content hash) and every hook result may reach the ledger.
+MAX_MEMORY_BYTES = 64 * 1024
+MAX_VALUE_BYTES = 64 * 1024
+MAX_ITEMS = 20_000  # JSON values (scalars, lists, dicts) in one result or memory
 
 
-def check_plain(value: Any, depth: int = 0) -> None:
+def check_plain(value: Any, depth: int = 0, budget: list[int] | None = None) -> None:
     """Raise HookTypeError unless value is JSON data the checkpointer and the ledger can store:
-    64-bit ints, finite floats, UTF-8-encodable strings, no deeper than MAX_DEPTH."""
+    64-bit ints, finite floats, UTF-8-encodable strings, no deeper than MAX_DEPTH, at most
+    MAX_ITEMS values in all (so the host's work on one result is bounded)."""
+    budget = [MAX_ITEMS] if budget is None else budget
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise HookTypeError(f"result holds more than {MAX_ITEMS} values")
     if depth > MAX_DEPTH:
         raise HookTypeError(f"result nested deeper than {MAX_DEPTH} levels")
     if isinstance(value, bool) or value is None:
@@ -156,11 +166,11 @@ def check_plain(value: Any, depth: int = 0) -> None:
             raise HookTypeError("string that is not valid UTF-8") from None
     elif isinstance(value, list):
         for item in value:
-            check_plain(item, depth + 1)
+            check_plain(item, depth + 1, budget)
     elif isinstance(value, dict):
         for key, item in value.items():
-            check_plain(key, depth + 1)
-            check_plain(item, depth + 1)
+            check_plain(key, depth + 1, budget)
+            check_plain(item, depth + 1, budget)
     else:
         raise HookTypeError(f"{type(value).__name__} is not JSON data")
 

@@ -8,6 +8,7 @@ changes what was already recorded. Timing columns are the only ones that vary be
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import sqlite3
 import threading
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 LEDGER_FILE = "ledger.sqlite"
+MAX_NOTE_BYTES = 4096  # a note's detail past this is stored as a truncated preview
 TIMING_COLUMNS = {"seconds", "ms", "created", "started", "finished", "worker"}
 TRIAL_JSON = ("config", "changes", "base", "extra")
 
@@ -50,6 +52,9 @@ CREATE TABLE IF NOT EXISTS llm_calls (
     outcome TEXT NOT NULL, input_tokens INTEGER NOT NULL DEFAULT 0,
     output_tokens INTEGER NOT NULL DEFAULT 0, cost REAL NOT NULL DEFAULT 0, error TEXT, ms REAL
 );
+CREATE TABLE IF NOT EXISTS blobs (
+    hash TEXT PRIMARY KEY, data TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS hook_calls (
     key TEXT PRIMARY KEY, mechanism TEXT NOT NULL, hook TEXT NOT NULL, cycle INTEGER NOT NULL,
     iteration INTEGER NOT NULL, outcome TEXT NOT NULL, changed INTEGER NOT NULL,
@@ -62,19 +67,48 @@ def dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
-class Ledger:
-    """One run's ledger. Thread-safe; writes are committed immediately (nothing lost on kill)."""
+class LedgerError(ValueError):
+    """The ledger file cannot be read as a ledger (corrupt, truncated, not SQLite, empty)."""
 
-    def __init__(self, path: str | Path) -> None:
+
+def ledger_error(path: Path, exc: Exception) -> LedgerError:
+    reason = str(exc) or type(exc).__name__
+    return LedgerError(
+        f"{path} is not a readable ledger ({reason}): restore the file from a copy, "
+        "or start a new run in another --run-dir"
+    )
+
+
+class Ledger:
+    """One run's ledger. Thread-safe; writes are committed immediately (nothing lost on kill).
+
+    readonly: open without creating, migrating or writing anything (show, report, bench-report);
+    a file that is not a ledger raises LedgerError, in either mode, before anything else."""
+
+    def __init__(self, path: str | Path, readonly: bool = False) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.readonly = readonly
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        try:
+            if readonly:
+                uri = f"{self.path.resolve().as_uri()}?mode=ro"
+                self._db = sqlite3.connect(
+                    uri, uri=True, check_same_thread=False, isolation_level=None
+                )
+                self._db.execute("SELECT key FROM run LIMIT 1").fetchall()
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+                self._db.execute("PRAGMA quick_check(1)").fetchall()
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                self._db.executescript(SCHEMA)
+                self._add_missing_columns()
+        except sqlite3.DatabaseError as exc:
+            if "disk is full" in str(exc) or "disk I/O" in str(exc):
+                raise
+            raise ledger_error(self.path, exc) from None
         self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
-        self._add_missing_columns()
 
     def _add_missing_columns(self) -> None:
         """Ledgers written before the slot timing columns existed gain them (empty)."""
@@ -85,6 +119,13 @@ class Ledger:
 
     def close(self) -> None:
         with self._lock:
+            if not self.readonly:
+                # Back to a rollback journal: a reader of a closed run (show, report) then
+                # needs no -wal/-shm files, so it creates nothing in the run directory.
+                try:
+                    self._db.execute("PRAGMA journal_mode=DELETE")
+                except sqlite3.Error:
+                    pass  # another process has it open: it stays WAL, which is fine
             self._db.close()
 
     def _exec(self, sql: str, params: tuple[Any, ...] = ()) -> None:
@@ -127,10 +168,18 @@ class Ledger:
         )
 
     def trials(
-        self, trace: int | None = None, limit: int | None = None, before: int | None = None
+        self,
+        trace: int | None = None,
+        limit: int | None = None,
+        before: int | None = None,
+        after: int | None = None,
     ) -> list[dict[str, Any]]:
-        """Trials oldest first; only those of trace, with ids below before, the last limit."""
+        """Trials oldest first; only those of trace, with ids in (after, before), the last
+        limit."""
         clauses, params = ["1 = 1"], []
+        if after is not None:
+            clauses.append("trial > ?")
+            params.append(after)
         if trace is not None:
             clauses.append("trace = ?")
             params.append(trace)
@@ -145,16 +194,32 @@ class Ledger:
     # --- notes, mechanisms, cycles, hook calls -------------------------------------------------
 
     def add_note(self, key: str, cycle: int, iteration: int, kind: str, detail: Any) -> None:
+        text = dumps(detail)
+        if len(text) > MAX_NOTE_BYTES:  # untrusted content (a candidate's keys) stays bounded
+            text = dumps({"truncated": len(text), "preview": text[:MAX_NOTE_BYTES]})
         self._insert(
             "notes",
-            {
-                "key": key,
-                "cycle": cycle,
-                "iteration": iteration,
-                "kind": kind,
-                "detail": dumps(detail),
-            },
+            {"key": key, "cycle": cycle, "iteration": iteration, "kind": kind, "detail": text},
         )
+
+    def put_blob(self, data: str) -> str:
+        """Store text by its content hash (once); the hash. Graph state keeps the hash, so a
+        checkpoint stays small however large a mechanism's memory grows."""
+        digest = blob_hash(data)
+        self._exec("INSERT OR IGNORE INTO blobs (hash, data) VALUES (?, ?)", (digest, data))
+        return digest
+
+    def blob(self, digest: str) -> str:
+        rows = self.query("SELECT data FROM blobs WHERE hash = ?", (digest,))
+        if not rows:
+            raise LedgerError(f"{self.path}: blob {digest} is missing")
+        return rows[0]["data"]
+
+    def mechanism_source(self, mech_id: str) -> str:
+        rows = self.query("SELECT source FROM mechanisms WHERE id = ?", (mech_id,))
+        if not rows:
+            raise LedgerError(f"{self.path}: mechanism {mech_id} is not recorded")
+        return rows[0]["source"]
 
     def add_mechanism(self, row: dict[str, Any]) -> None:
         self._insert("mechanisms", encode(row, ("params", "validation", "effect")))
@@ -216,6 +281,10 @@ class Ledger:
         ):
             out.setdefault(r["mechanism"], {})[r["hook"]] = r["n"]
         return out
+
+
+def blob_hash(data: str) -> str:
+    return hashlib.blake2b(data.encode("utf-8", "backslashreplace"), digest_size=16).hexdigest()
 
 
 def storable(value: Any) -> Any:

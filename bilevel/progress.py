@@ -24,6 +24,7 @@ class RunProgress:
         )
         self.task: Any = None
         self.done = 0
+        self.run_dir: str | None = None
 
     def __enter__(self) -> RunProgress:
         self.progress.__enter__()
@@ -38,9 +39,11 @@ class RunProgress:
         self.progress.__exit__(exc_type, exc, tb)
 
     def update(self, event: dict[str, Any]) -> None:
+        kind = event["event"]
+        if kind == "setup":
+            self.run_dir = event["run_dir"]
         if not self.enabled:
             return
-        kind = event["event"]
         if kind == "setup":
             self.console.print(f"run dir {event['run_dir']}", highlight=False)
             self.task = self.progress.add_task("evaluations", total=event["total"], status="")

@@ -20,7 +20,7 @@ def open_ledger(run_dir: str | Path) -> Ledger:
             f"{run_dir} is not a run directory (no {LEDGER_FILE}); "
             "start one with `bilevel run --run-dir DIR`"
         )
-    return Ledger(path)
+    return Ledger(path, readonly=True)
 
 
 def summarize(run_dir: str | Path) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""results.tsv: one line per trial, Karpathy's columns plus ours, regenerated from the ledger.
+"""results.tsv: one line per decided trial, Karpathy's columns plus ours, appended from the ledger.
 
 No timing column, so the same seed gives a byte-identical file.
 """
@@ -9,7 +9,7 @@ import json
 import os
 from pathlib import Path
 
-from bilevel.ledger import Ledger
+from bilevel.ledger import Ledger, decode_trial
 
 RESULTS_FILE = "results.tsv"
 COLUMNS = (
@@ -30,25 +30,57 @@ def format_metric(value: float | None) -> str:
     return "" if value is None else f"{value:.6f}"
 
 
-def write_results(run_dir: str | Path, ledger: Ledger) -> Path:
-    path = Path(run_dir) / RESULTS_FILE
-    lines = ["\t".join(COLUMNS)]
-    for t in ledger.trials():
-        accepted = {None: "", True: "keep", False: "discard"}[t["accepted"]]
-        row = (
-            t["trial"],
-            t["cycle"],
-            t["iteration"],
-            format_metric(t["metric"]),
-            t["status"],
-            accepted,
-            t["mechanism"],
-            t["source"],
-            json.dumps(t["changes"], sort_keys=True),
-            t["description"].replace("\t", " "),
-        )
-        lines.append("\t".join(str(v) for v in row))
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("\n".join(lines) + "\n")
-    os.replace(tmp, path)  # atomic: a kill never leaves a half-written file
+def _row(t: dict) -> str:
+    accepted = {None: "", True: "keep", False: "discard"}[t["accepted"]]
+    row = (
+        t["trial"],
+        t["cycle"],
+        t["iteration"],
+        format_metric(t["metric"]),
+        t["status"],
+        accepted,
+        t["mechanism"],
+        t["source"],
+        json.dumps(t["changes"], sort_keys=True),
+        t["description"].replace("\t", " ").replace("\n", " "),
+    )
+    return "\t".join(str(v) for v in row) + "\n"
+
+
+def _last_trial(path: Path) -> int:
+    """The trial id on the file's last complete line (-1: header only); a half-written last
+    line (a kill mid-append) is cut off first."""
+    with open(path, "rb+") as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        f.seek(max(0, size - 65536))
+        tail = f.read()
+        if not tail.endswith(b"\n"):
+            cut = tail.rfind(b"\n") + 1
+            f.truncate(size - len(tail) + cut)
+            tail = tail[:cut]
+    last = tail.rstrip(b"\n").rsplit(b"\n", 1)[-1].split(b"\t", 1)[0]
+    return int(last) if last.isdigit() else -1
+
+
+def write_results(ledger: Ledger) -> Path:
+    """Append the trials decided since the last call, in trial order (trials are decided
+    oldest first), next to the ledger. Cost: the new rows only, never the whole history."""
+    path = ledger.path.parent / RESULTS_FILE
+    if not path.exists():
+        path.write_text("\t".join(COLUMNS) + "\n")
+    last = _last_trial(path)
+    rows = ledger.query(
+        "SELECT * FROM trials WHERE trial > ? AND accepted IS NOT NULL ORDER BY trial", (last,)
+    )
+    lines = []
+    for row in rows:
+        if row["trial"] != last + 1:
+            break  # an earlier trial is not decided yet: keep the file in trial order
+        t = decode_trial(row)
+        lines.append(_row(t))
+        last = t["trial"]
+    if lines:
+        with open(path, "a") as f:
+            f.write("".join(lines))
     return path

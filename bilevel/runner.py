@@ -25,6 +25,7 @@ from bilevel.ledger import LEDGER_FILE, Ledger
 from bilevel.library import open_library
 from bilevel.objectives import make_objective
 from bilevel.report import open_ledger, summary_of
+from bilevel.rundir import RunDirLock
 from bilevel.sandbox.pool import SandboxPool
 
 CHECKPOINT_FILE = "checkpoints.sqlite"
@@ -111,18 +112,27 @@ async def arun(
     if config.arm in CLASSICAL_ARMS:
         classical.require()  # and on a missing Optuna, before the baseline is evaluated
     run_dir = Path(run_dir or default_run_dir(config)).resolve()
-    ledger = Ledger(run_dir / LEDGER_FILE)
-    claim_run_dir(ledger, config)  # before any work: refuse another run's directory
-    thread_id = ledger.get_meta("thread_id") or f"bilevel-{uuid.uuid4().hex}"
-    ledger.set_meta("thread_id", thread_id)
-    kind = "sqlite" if checkpointer is None else "postgres"
-    started_with = ledger.get_meta("checkpointer")
-    if started_with not in (None, kind):
+    lock = RunDirLock(run_dir).acquire()  # one process per run directory
+    try:
+        ledger = Ledger(run_dir / LEDGER_FILE)
+    except BaseException:
+        lock.release()
+        raise
+    try:
+        claim_run_dir(ledger, config)  # before any work: refuse another run's directory
+        thread_id = ledger.get_meta("thread_id") or f"bilevel-{uuid.uuid4().hex}"
+        ledger.set_meta("thread_id", thread_id)
+        kind = "sqlite" if checkpointer is None else "postgres"
+        started_with = ledger.get_meta("checkpointer")
+        if started_with not in (None, kind):
+            raise CheckpointerError(
+                f"this run checkpoints to {started_with}: resume it with the same --checkpointer"
+            )
+        ledger.set_meta("checkpointer", kind)
+    except BaseException:
         ledger.close()
-        raise CheckpointerError(
-            f"this run checkpoints to {started_with}: resume it with the same --checkpointer"
-        )
-    ledger.set_meta("checkpointer", kind)
+        lock.release()
+        raise
     own_pool = pool is None
     pool = pool or SandboxPool()
     context = Context(
@@ -136,6 +146,9 @@ async def arun(
             graph = build_graph(saver)
             cfg = graph_config(config, thread_id)
             snapshot = await graph.aget_state(cfg)
+            recorded = (snapshot.values or {}).get("run_dir")
+            if recorded and recorded != str(run_dir):  # moved or copied since it started
+                context.relocated[recorded] = str(run_dir)
             if not (resume and snapshot.values):
                 step: Any = {**config.model_dump(), "run_dir": str(run_dir)}
             elif snapshot.interrupts:
@@ -159,6 +172,7 @@ async def arun(
         await context.aclose()
         if own_pool:
             await pool.close()
+        lock.release()
 
 
 DONE = object()

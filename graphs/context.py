@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,7 +19,8 @@ from bilevel.agents.executor import Executor, LocalExecutor
 from bilevel.agents.llm import LLM, make_chat
 from bilevel.agents.local_llm import LocalServer
 from bilevel.config import LLMSettings
-from bilevel.ledger import LEDGER_FILE, AsyncLedger, Ledger
+from bilevel.graphs.history import TrialHistory
+from bilevel.ledger import LEDGER_FILE, AsyncLedger, Ledger, dumps
 from bilevel.objectives import Objective, objective_for, registered
 from bilevel.sandbox.pool import SandboxPool
 
@@ -36,9 +38,46 @@ class Context:
     local: LocalServer | None = None
     executor: Executor | None = None  # where evaluations run (default: local processes)
     evaluations: dict[tuple[str, int], asyncio.Task] = field(default_factory=dict)
+    # run_dir recorded in a checkpoint -> where that run directory is now (it was moved or
+    # copied between a kill and the resume): nothing is ever written at the old path
+    relocated: dict[str, str] = field(default_factory=dict)
+    histories: dict[str, TrialHistory] = field(default_factory=dict)
+    sources: dict[tuple[str, str], str] = field(default_factory=dict)  # (ledger, id) -> source
+    memories: dict[str, str] = field(default_factory=dict)  # memory blob hash -> JSON text
     _own_executor: bool = False
 
+    async def mechanism_source(self, ledger: AsyncLedger, mech_id: str) -> str:
+        """A mechanism's source, from its ledger row (read once per process)."""
+        key = (str(ledger.sync.path), mech_id)
+        if key not in self.sources:
+            self.sources[key] = await ledger.mechanism_source(mech_id)
+        return self.sources[key]
+
+    async def mechanism_memory(self, ledger: AsyncLedger, ref: str | None) -> dict[str, Any]:
+        """A fresh copy of the memory stored under ref ({} for None)."""
+        if ref is None:
+            return {}
+        if ref not in self.memories:
+            if len(self.memories) > 64:
+                self.memories.clear()
+            self.memories[ref] = await ledger.blob(ref)
+        return json.loads(self.memories[ref])
+
+    async def store_memory(self, ledger: AsyncLedger, memory: dict[str, Any]) -> str | None:
+        if not memory:
+            return None
+        text = dumps(memory)
+        ref = await ledger.put_blob(text)
+        self.memories[ref] = text
+        return ref
+
+    def history(self, ledger_path: str) -> TrialHistory:
+        """The decided trials of the run whose ledger is there, decoded once
+        (graphs/history.py)."""
+        return self.histories.setdefault(ledger_path, TrialHistory())
+
     async def aledger(self, run_dir: str) -> AsyncLedger:
+        run_dir = self.relocated.get(run_dir, run_dir)
         if run_dir not in self.ledgers:
             ledger = await asyncio.to_thread(Ledger, Path(run_dir) / LEDGER_FILE)
             self.ledgers.setdefault(run_dir, ledger)
@@ -124,6 +163,8 @@ class Context:
         for ledger in self.ledgers.values():
             ledger.close()
         self.ledgers.clear()
+        self.histories.clear()
+        self.sources.clear()
 
     async def aclose(self) -> None:
         """Stop evaluations in flight and the local LLM server, if one was started, and close

@@ -71,7 +71,7 @@ async def research(state: BilevelState, runtime: Runtime[Context]) -> dict[str, 
     advice = await slots.call("advise", [ctx], key="advise")
     proposed = await slots.call("propose", [ctx], key="propose")
     params = state["inner_params"]
-    history = await slots.ledger.trials(trace=state["trace"], before=decided_before(state))
+    history = await slots.history(decided_before(state))
     running = [a["config"] for a in state["inflight"]]
     seed = f"{state['config']['seed']}:{state['iteration']}"
     if state["config"]["arm"] in CLASSICAL_ARMS:  # before --llm: the arm says who proposes
@@ -113,6 +113,9 @@ async def research(state: BilevelState, runtime: Runtime[Context]) -> dict[str, 
             max(params["candidates"], free_slots(state)),
             seed=seed,
             avoid=running,
+            evaluated=await slots.trial_history.evaluated_before(
+                slots.ledger, decided_before(state)
+            ),
         )
     source = f"mechanism:{slots.mechanism['id']}"
     mechanism_candidates = [{"changes": c, "source": source, "hypothesis": ""} for c in proposed]
@@ -127,20 +130,36 @@ async def review_select(state: BilevelState, runtime: Runtime[Context]) -> dict[
     ctx = await slots.ctx()
     it, incumbent = state["iteration"], state["incumbent"]["config"]
     running = {researcher.canonical(a["config"]) for a in state["inflight"]}
+    space = slots.objective.space
+
+    def unusable(value: Any) -> str | None:  # out-of-space review output falls back
+        checked = None if value is None else check_candidate(space, value, incumbent)
+        return checked if isinstance(checked, str) else None
+
+    history = slots.trial_history
     reviewed = []
     for i, cand in enumerate(state["pending"]):
-        out = await slots.call("review", [cand, ctx], key=f"review:{i}")
+        out = await slots.call("review", [cand, ctx], key=f"review:{i}", check=unusable)
         if out is None:
             await slots.ledger.add_note(
                 f"{it}:veto:{i}", slots.cycle, it, "vetoed", {"candidate": cand}
             )
         else:
             reviewed.append(out)
-    reviewed = [
-        c
-        for c in await keep_valid(slots, reviewed, "review")
-        if researcher.canonical({**incumbent, **c["changes"]}) not in running
-    ]
+    fresh = []
+    for i, c in enumerate(await keep_valid(slots, reviewed, "review")):
+        config = {**incumbent, **c["changes"]}
+        if researcher.canonical(config) in running:
+            continue
+        seen = await history.evaluated(slots.ledger, config, decided_before(state))
+        if seen is not None:  # never evaluate a config twice: the ledger has its result
+            await slots.ledger.add_note(
+                f"{it}:repeat:{i}", slots.cycle, it, "repeated_config",
+                {"changes": c["changes"], "source": c["source"], "trial": seen},
+            )  # fmt: skip
+            continue
+        fresh.append(c)
+    reviewed = fresh
     batch: list[Assignment] = []
     if reviewed:
         picks = await slots.call("select", [reviewed, ctx], key="select")
@@ -200,7 +219,7 @@ async def collect(
         if keep:
             incumbent = {"config": trial["config"], "metric": trial["metric"], "trial": a["trial"]}
         await slots.ledger.set_accepted(a["trial"], keep, incumbent["metric"])
-        await asyncio.to_thread(write_results, run_dir, slots.ledger.sync)
+        await asyncio.to_thread(write_results, slots.ledger.sync)
         update["cycle_decided"] = state["cycle_decided"] + 1
     decided = update.get("cycle_decided", state["cycle_decided"])
     slots.context.report(

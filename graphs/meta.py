@@ -25,13 +25,12 @@ from bilevel.ledger import AsyncLedger
 LLM_ERRORS = (LLMFailure, BudgetExhausted, ValueError)
 
 
-def candidate(cid: str, name: str, source: str, parent: str) -> Mechanism:
+def candidate(cid: str, name: str, parent: str) -> Mechanism:
     return {
         "id": cid,
         "name": name,
-        "source": source,
         "hooks": [],
-        "memory": {},
+        "memory_ref": None,
         "parent": parent,
         "status": "candidate",
     }
@@ -44,6 +43,7 @@ async def meta_research(
     ledger = await context.aledger(state["run_dir"])
     cfg, cycle = state["config"], state["cycle_index"]
     current = state["mechanism"]
+    current_source = await context.mechanism_source(ledger, current["id"])
     llm = None
     if cfg["meta"] == "llm":
         llm = await context.llm(
@@ -51,28 +51,29 @@ async def meta_research(
         )
     repair = state.get("repair")
     if repair and llm is not None:  # a repair round after a validation rejection
+        failed = await context.mechanism_source(ledger, repair["id"])
         try:
             source = await llm_meta.repair(
                 llm,
-                repair["source"],
+                failed,
                 repair["reason"],
-                current["source"],
+                current_source,
                 state["assessment"],
                 cfg["hook_timeout_s"],
             )
         except LLM_ERRORS as exc:
             await note(ledger, state, "llm_fallback", {"step": "repair", "reason": str(exc)})
             return Command(update={"repair": None}, goto="run_inner")
-        cand = candidate(f"c{cycle}-llm-r{repair['round']}", "llm", source, current["id"])
-        diff = meta_researcher.diff(repair["source"], source, repair["id"], cand["id"])
-        await ledger.add_mechanism(mechanism_row(cand, "llm-repair", cycle, diff, {}, None))
+        cand = candidate(f"c{cycle}-llm-r{repair['round']}", "llm", current["id"])
+        diff = meta_researcher.diff(failed, source, repair["id"], cand["id"])
+        await ledger.add_mechanism(mechanism_row(cand, source, "llm-repair", cycle, diff, {}, None))
         return Command(update={"candidate_mechanism": cand}, goto="validate")
 
     update: dict[str, Any] = {}
     if cfg["arm"] in ("params", "full"):
-        update["inner_params"] = await new_params(state, context, ledger, llm)
+        update["inner_params"] = await new_params(state, context, ledger, llm, current_source)
     if cfg["arm"] in ("mechanism", "full"):
-        cand = await new_mechanism(state, ledger, llm, update)
+        cand = await new_mechanism(state, ledger, llm, update, current_source)
         if cand is not None:
             update["candidate_mechanism"] = cand
             return Command(update=update, goto="validate")
@@ -87,7 +88,7 @@ async def note(ledger: AsyncLedger, state: BilevelState, kind: str, detail: Any)
 
 
 async def new_params(
-    state: BilevelState, context: Context, ledger: AsyncLedger, llm: Any
+    state: BilevelState, context: Context, ledger: AsyncLedger, llm: Any, current_source: str
 ) -> dict[str, Any]:
     names = context.objective(state["config"]).space.names
     params = None
@@ -96,7 +97,7 @@ async def new_params(
             params = await llm_meta.adjust_params(
                 llm,
                 state["inner_params"],
-                state["mechanism"]["source"],
+                current_source,
                 state["assessment"],
                 names,
                 state["config"]["hook_timeout_s"],
@@ -111,17 +112,21 @@ async def new_params(
 
 
 async def new_mechanism(
-    state: BilevelState, ledger: AsyncLedger, llm: Any, update: dict[str, Any]
+    state: BilevelState,
+    ledger: AsyncLedger,
+    llm: Any,
+    update: dict[str, Any],
+    current_source: str,
 ) -> Mechanism | None:
     cfg, cycle, current = state["config"], state["cycle_index"], state["mechanism"]
     if llm is not None:
         try:
             source = await llm_meta.generate(
-                llm, current["source"], state["assessment"], cfg["hook_timeout_s"]
+                llm, current_source, state["assessment"], cfg["hook_timeout_s"]
             )
-            cand = candidate(f"c{cycle}-llm", "llm", source, current["id"])
-            diff = meta_researcher.diff(current["source"], source, current["id"], cand["id"])
-            await ledger.add_mechanism(mechanism_row(cand, "llm", cycle, diff, {}, None))
+            cand = candidate(f"c{cycle}-llm", "llm", current["id"])
+            diff = meta_researcher.diff(current_source, source, current["id"], cand["id"])
+            await ledger.add_mechanism(mechanism_row(cand, source, "llm", cycle, diff, {}, None))
             return cand
         except LLM_ERRORS as exc:
             await note(ledger, state, "llm_fallback", {"step": "generate", "reason": str(exc)})
@@ -132,9 +137,9 @@ async def new_mechanism(
     if choice is None:
         return None
     name, values, source = choice
-    cand = candidate(f"c{cycle}-{name}", name, source, current["id"])
+    cand = candidate(f"c{cycle}-{name}", name, current["id"])
     memory.setdefault("params", {})[cand["id"]] = values
-    diff = meta_researcher.diff(current["source"], source, current["id"], cand["id"])
-    await ledger.add_mechanism(mechanism_row(cand, "library", cycle, diff, values, None))
+    diff = meta_researcher.diff(current_source, source, current["id"], cand["id"])
+    await ledger.add_mechanism(mechanism_row(cand, source, "library", cycle, diff, values, None))
     update["meta_memory"] = memory
     return cand

@@ -123,7 +123,7 @@ async def assess(
         }
     )
     if state["evals_left"] <= 0 and not state["inflight"]:
-        await asyncio.to_thread(write_results, state["run_dir"], ledger.sync)
+        await asyncio.to_thread(write_results, ledger.sync)
         return Command(update={**update, "done": True}, goto=END)
     if cfg["arm"] == "restart":
         update["trace"] = state["trace"] + 1  # a fresh history; the best config is kept
@@ -140,7 +140,7 @@ async def validate(
     cand = dict(state["candidate_mechanism"])  # type: ignore[arg-type]
     report = await validate_mechanism(
         await slots.context.sandbox(),
-        cand["source"],
+        await slots.context.mechanism_source(slots.ledger, cand["id"]),
         contexts=[await slots.ctx()],
         timeout_s=state["config"]["hook_timeout_s"],
     )
@@ -156,7 +156,6 @@ async def validate(
             "round": rounds + 1,
             "reason": report.reason,
             "id": cand["id"],
-            "source": cand["source"],
         }
         return Command(update=update, goto="meta_research")
     return Command(update=update, goto="revert")

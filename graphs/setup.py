@@ -30,9 +30,8 @@ def default_mechanism() -> Mechanism:
     return {
         "id": "default",
         "name": "default",
-        "source": meta_researcher.DEFAULT_SOURCE,
         "hooks": [],
-        "memory": {},
+        "memory_ref": None,
         "parent": None,
         "status": "default",
     }
@@ -40,6 +39,7 @@ def default_mechanism() -> Mechanism:
 
 def mechanism_row(
     mech: Mechanism,
+    source: str,
     origin: str,
     cycle: int,
     diff: str,
@@ -52,7 +52,7 @@ def mechanism_row(
         "origin": origin,
         "parent": mech["parent"],
         "cycle": cycle,
-        "source": mech["source"],
+        "source": source,
         "diff": diff,
         "params": params,
         "validation": validation,
@@ -97,16 +97,15 @@ async def install_user_mechanism(context: Context, ledger: AsyncLedger, source: 
     mech: Mechanism = {
         "id": "user",
         "name": "user",
-        "source": source,
         "hooks": report.hooks,
-        "memory": {},
+        "memory_ref": None,
         "parent": "default",
         "status": "installed",
     }
     status = "installed" if report.ok else "rejected"
     diff = meta_researcher.diff("", source, "default", "user")
     await ledger.add_mechanism(
-        mechanism_row({**mech, "status": status}, "file", 0, diff, {}, report.to_json())
+        mechanism_row({**mech, "status": status}, source, "file", 0, diff, {}, report.to_json())
     )
     return mech if report.ok else default_mechanism()
 
@@ -159,7 +158,9 @@ async def setup(
     await ledger.set_meta("labels", labels(run_config))
     cfg = run_config.model_dump()
     mechanism = default_mechanism()
-    await ledger.add_mechanism(mechanism_row(mechanism, "builtin", 0, "", {}, None))
+    await ledger.add_mechanism(
+        mechanism_row(mechanism, meta_researcher.DEFAULT_SOURCE, "builtin", 0, "", {}, None)
+    )
     if run_config.mechanism_source:
         mechanism = await install_user_mechanism(context, ledger, run_config.mechanism_source)
     context.report({"event": "setup", "run_dir": run_dir, "total": run_config.evaluations})
@@ -180,7 +181,7 @@ async def setup(
     trial = await run_trial(context, ledger, cfg, baseline)
     await ledger.set_accepted(0, trial["status"] == "ok", trial["metric"])  # a crash is no keep
     metric, margin = await measure_noise(context, ledger, run_config, baseline, trial)
-    await asyncio.to_thread(write_results, run_dir, ledger.sync)
+    await asyncio.to_thread(write_results, ledger.sync)
     point = {"config": defaults, "metric": metric, "trial": 0}
     first = 1 + run_config.noise_repeats
     return {

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import copy
 import hashlib
+from collections.abc import Callable
 from typing import Any
 
 from bilevel.contract import HookTypeError, call_default, check_plain, check_result
 from bilevel.graphs.context import Context, context_of
+from bilevel.graphs.history import TrialHistory
 from bilevel.graphs.state import BilevelState, Mechanism, Point
 from bilevel.ledger import AsyncLedger
 from bilevel.objectives import Objective
 
 HISTORY_LIMIT = 500  # trials of the current trace a hook sees (most recent)
+Check = Callable[[Any], "str | None"]
 
 
 def free_slots(state: BilevelState) -> int:
@@ -46,6 +49,14 @@ class Slots:
         self.mechanism: Mechanism = copy.deepcopy(state["mechanism"])
         self.cycle, self.iteration = state["cycle_index"], state["iteration"]
 
+    async def history(self, before: int, limit: int | None = None) -> list[dict[str, Any]]:
+        """Decided trials of the current trace with ids below before (oldest first)."""
+        return await self.trial_history.trials(self.ledger, self.state["trace"], before, limit)
+
+    @property
+    def trial_history(self) -> TrialHistory:
+        return self.context.history(str(self.ledger.sync.path))
+
     @classmethod
     async def open(cls, runtime: Any, state: BilevelState) -> Slots:
         context = context_of(runtime)
@@ -65,9 +76,7 @@ class Slots:
         """
         state, space = self.state, self.objective.space
         incumbent = incumbent or state["incumbent"]
-        trials = await self.ledger.trials(
-            trace=state["trace"], limit=HISTORY_LIMIT, before=before or decided_before(state)
-        )
+        trials = await self.history(before or decided_before(state), HISTORY_LIMIT)
         history = [
             {
                 "trial": t["trial"],
@@ -100,20 +109,23 @@ class Slots:
             "memory": {},
         }
 
-    async def call(self, hook: str, args: list[Any], key: str) -> Any:
+    async def call(self, hook: str, args: list[Any], key: str, check: Check | None = None) -> Any:
         """Run one hook of the mechanism; on any failure use the default, and record the call.
 
-        args ends with ctx, whose memory becomes the mechanism's own for the call.
+        args ends with ctx, whose memory becomes the mechanism's own for the call. check: a
+        reason why a well-typed result is still unusable here (e.g. a reviewed candidate
+        outside the space), which makes the call fall back to the default too.
         """
         mech = self.mechanism
         default = call_default(hook, args)
         if hook not in mech["hooks"]:
             return default
         key = f"{self.iteration}:{key}"
-        args[-1]["memory"] = mech["memory"]
+        memory = await self.context.mechanism_memory(self.ledger, mech["memory_ref"])
+        args[-1]["memory"] = memory
         pool = await self.context.sandbox()
         result = await pool.call(
-            mech["source"],
+            await self.context.mechanism_source(self.ledger, mech["id"]),
             hook,
             args,
             seed=call_seed(args[-1]["seed"], key),
@@ -125,8 +137,11 @@ class Slots:
                 check_plain(result.value)
                 check_plain(result.memory)  # memory goes into every checkpoint after this
                 value = check_result(hook, result.value, args)
-                if isinstance(result.memory, dict):
-                    mech["memory"] = result.memory
+                if isinstance(result.memory, dict) and result.memory != memory:
+                    mech["memory_ref"] = await self.context.store_memory(self.ledger, result.memory)
+                unusable = check(value) if check is not None else None
+                if unusable is not None:
+                    outcome, error, value = "bad_value", unusable, default
             except HookTypeError as exc:
                 outcome, error, value = "bad_type", str(exc), default
         await self.ledger.add_hook_call(

@@ -16,11 +16,13 @@ class Point(TypedDict):
 
 
 class Mechanism(TypedDict):
+    """A mechanism by reference: its source is the ledger's `mechanisms` row of this id and its
+    memory the ledger blob `memory_ref` (None: empty), so checkpoints never copy either."""
+
     id: str
     name: str
-    source: str
     hooks: list[str]  # hooks the source defines (from validation)
-    memory: dict[str, Any]
+    memory_ref: str | None
     parent: str | None
     status: str  # default | installed | probation | adopted | reverted
 
@@ -89,7 +91,7 @@ class BilevelState(InputState, total=False):
     pending: list[dict[str, Any]]  # candidates of the current iteration
     inflight: list[Assignment]  # assigned, not yet decided, in trial order (at most `slots`)
     filling: bool  # the last research step assigned a trial (so free slots are worth filling)
-    repair: dict[str, Any] | None  # the last validation failure, for an LLM repair round
+    repair: dict[str, Any] | None  # the last validation failure (id, reason), for a repair round
     done: bool
 
 

@@ -1,7 +1,10 @@
 """Running a command in its own process group, keeping the tail of its output.
 
-A timeout (or cancellation) kills the whole group, so a training script's data-loader workers or
-`torchrun` children die with it.
+The command runs under objectives/reaper.py, a child subreaper: when the command exits, every
+process it left behind is killed, daemons that left its process group and session included, so
+the output closes and the trial is decided at once. A timeout (or cancellation) asks the reaper
+to sweep, then kills the whole group, so a training script's data-loader workers or `torchrun`
+children die with it.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import os
+import shutil
 import signal
 import sys
 import time
@@ -16,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 KEEP_BYTES = 256 * 1024  # the metric is read from the last 256 KiB of output
+REAPER = str(Path(__file__).with_name("reaper.py"))
+SWEEP_GRACE_S = 2.0  # how long the reaper gets to kill what a timed-out command left
 
 
 @dataclass
@@ -35,8 +41,17 @@ async def run_command(
     The one way this project runs a child that may hang (script trials, tinygpt training,
     evaluation subprocesses)."""
     start = time.perf_counter()
+    if (
+        shutil.which(argv[0], path=env.get("PATH")) is None
+        and not (cwd or Path()).joinpath(argv[0]).is_file()
+    ):
+        return Run(None, f"could not start {argv[0]!r}: not found", time.perf_counter() - start)
     try:
         proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-I",
+            "-S",
+            REAPER,
             *argv,
             cwd=cwd,
             env=env,
@@ -59,7 +74,13 @@ async def run_command(
         reader.cancel()
         raise
     finally:
-        # Also after a normal exit: children it left behind would hold the pipe open.
+        if proc.returncode is None:  # timeout or cancellation: the reaper sweeps, then dies
+            try:
+                os.kill(proc.pid, signal.SIGTERM)
+                await asyncio.wait_for(asyncio.shield(proc.wait()), SWEEP_GRACE_S)
+            except (ProcessLookupError, TimeoutError):
+                pass
+        # Also after a normal exit: anything still in the group would hold the pipe open.
         _kill_group(proc.pid)
         await proc.wait()
     try:

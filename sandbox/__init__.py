@@ -1,17 +1,29 @@
-"""Run untrusted mechanism hooks in restricted, resource-limited worker processes."""
+"""Run untrusted mechanism hooks in restricted, resource-limited worker processes.
 
-from bilevel.sandbox.policy import ALLOWED_MODULES, PolicyError, compile_mechanism, precheck
-from bilevel.sandbox.pool import CallResult, InspectResult, SandboxPool
-from bilevel.sandbox.validation import ValidationReport, validate_mechanism
+Public names are imported lazily: the worker process imports only what it runs (the policy and
+the OS layers), so starting one -- once per mechanism -- stays cheap.
+"""
 
-__all__ = [
-    "ALLOWED_MODULES",
-    "CallResult",
-    "InspectResult",
-    "PolicyError",
-    "SandboxPool",
-    "ValidationReport",
-    "compile_mechanism",
-    "precheck",
-    "validate_mechanism",
-]
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_EXPORTS = {
+    "ALLOWED_MODULES": "bilevel.sandbox.policy",
+    "PolicyError": "bilevel.sandbox.policy",
+    "compile_mechanism": "bilevel.sandbox.policy",
+    "precheck": "bilevel.sandbox.policy",
+    "CallResult": "bilevel.sandbox.pool",
+    "InspectResult": "bilevel.sandbox.pool",
+    "SandboxPool": "bilevel.sandbox.pool",
+    "ValidationReport": "bilevel.sandbox.validation",
+    "validate_mechanism": "bilevel.sandbox.validation",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'bilevel.sandbox' has no attribute {name!r}")

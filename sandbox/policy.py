@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import copy
 import operator
+import random
 import re
 import types
 from collections import deque
@@ -163,20 +164,163 @@ def compile_mechanism(source: str) -> types.CodeType:
 
 # --- run-time globals ------------------------------------------------------------------------
 
+# What each allowed module hands out, name by name. Anything not listed is absent, so a new
+# Python version's additions stay out until someone reviews them (a test lists every public
+# name of every allowed module and fails on one that is neither here nor in DENIED_EXPORTS).
+MODULE_EXPORTS: dict[str, frozenset[str]] = {
+    "math": frozenset(
+        n for n in dir(__import__("math")) if not n.startswith("_")
+    ),  # numbers in, numbers out: C functions on floats and ints
+    "random": frozenset(
+        {
+            "betavariate", "choice", "choices", "expovariate", "gammavariate", "gauss",
+            "getrandbits", "getstate", "lognormvariate", "normalvariate", "paretovariate",
+            "randbytes", "randint", "random", "randrange", "sample", "setstate", "shuffle",
+            "triangular", "uniform", "vonmisesvariate", "weibullvariate", "binomialvariate",
+            "seed", "Random", "BPF", "LOG4", "NV_MAGICCONST", "RECIP_BPF", "SG_MAGICCONST",
+            "TWOPI",
+        }
+    ),  # seed and Random are wrapped: both refuse to seed from the OS
+    "statistics": frozenset(
+        {
+            "correlation", "covariance", "fmean", "geometric_mean", "harmonic_mean",
+            "linear_regression", "mean", "median", "median_grouped", "median_high",
+            "median_low", "mode", "multimode", "pstdev", "pvariance", "quantiles", "stdev",
+            "variance", "kde", "kde_random", "NormalDist", "LinearRegression",
+            "StatisticsError",
+        }
+    ),  # only what statistics defines, none of what it imports
+    "itertools": frozenset(n for n in dir(__import__("itertools")) if not n.startswith("_")),
+    "functools": frozenset({"cmp_to_key", "reduce", "partial", "lru_cache", "cache"}),
+    "collections": frozenset(
+        {
+            "ChainMap", "Counter", "OrderedDict", "UserDict", "UserList", "UserString",
+            "defaultdict", "deque", "namedtuple",
+        }
+    ),
+    "heapq": frozenset(n for n in dir(__import__("heapq")) if not n.startswith("_")),
+    "bisect": frozenset(n for n in dir(__import__("bisect")) if not n.startswith("_")),
+}  # fmt: skip
 
-def _module_view(name: str) -> types.SimpleNamespace:
-    """A read-only view of an allowed module without its private names or sub-modules.
+# Public names left out on purpose, and what each would reach.
+DENIED_EXPORTS: dict[str, str] = {
+    "random.SystemRandom": "draws from the OS: the same seed would give different runs",
+    "functools.update_wrapper": "sets and updates attributes named by strings (__globals__, "
+    "__dict__) on any object, inside functools where no guard applies",
+    "functools.wraps": "update_wrapper by another name; hides a hook's real signature",
+    "functools.WRAPPER_ASSIGNMENTS": "only meaningful to update_wrapper",
+    "functools.WRAPPER_UPDATES": "only meaningful to update_wrapper",
+    "functools.singledispatch": "register() calls typing.get_type_hints, which evals string "
+    "annotations with unrestricted code",
+    "functools.singledispatchmethod": "singledispatch by another name",
+    "functools.total_ordering": "writes methods into the class it is given (shared classes too)",
+    "functools.cached_property": "a descriptor that writes into instances' __dict__ by name",
+    "functools.partialmethod": "a descriptor: binds through __get__ on arbitrary classes",
+    "functools.recursive_repr": "a decorator that copies attributes like update_wrapper",
+    "functools.get_cache_token": "the ABC registry's state, shared by the whole process",
+    "functools.RLock": "threading",
+    "functools.GenericAlias": "types internals (__origin__, __args__)",
+    "functools.namedtuple": "re-export: collections.namedtuple is allowed",
+    "functools.Placeholder": "not reviewed",
+}
+
+
+def _reexports(name: str) -> dict[str, str]:
+    """Public names a module only imported from elsewhere (statistics.Fraction, ...)."""
+    module = __import__(name)
+    return {
+        f"{name}.{key}": "re-exported from another module (Fraction and Decimal reach the "
+        "numbers ABCs); not part of the allowed module itself"
+        for key, value in vars(module).items()
+        if not key.startswith("_")
+        and key not in MODULE_EXPORTS[name]
+        and (
+            getattr(value, "__module__", None) not in (name, f"_{name}")
+            or isinstance(value, int | float | str)  # constants such as math's tau
+        )
+        and not isinstance(value, types.ModuleType)
+    }
+
+
+DENIED_EXPORTS.update(_reexports("statistics"))
+
+# Attribute names refused at run time although they have no leading underscore: each reaches
+# interpreter internals (frames, code, the MRO and its ABCs) or shared registries.
+DENIED_ATTRIBUTES = frozenset(
+    {
+        "mro", "register", "gi_frame", "gi_code", "gi_yieldfrom", "cr_frame", "cr_code",
+        "cr_await", "cr_origin", "ag_frame", "ag_code", "ag_await", "f_globals", "f_locals",
+        "f_builtins", "f_back", "f_code", "f_trace", "tb_frame", "tb_next", "co_code",
+        "co_consts", "co_names", "format", "format_map", "with_traceback", "cell_contents",
+    }
+)  # fmt: skip
+
+
+class ModuleView:
+    """A read-only stand-in for an allowed module: its listed exports and nothing else.
 
     Handing out the real module would leak whatever it imported (statistics.sys.modules
-    reaches os); the view holds only public functions, classes and constants.
+    reaches os); attribute writes are refused even from code that bypasses the guards
+    (functools helpers run unguarded), so no mechanism can patch what another one calls.
     """
+
+    __slots__ = ("_module_name", "_exports")
+
+    def __init__(self, name: str, exports: dict[str, Any]) -> None:
+        object.__setattr__(self, "_module_name", name)
+        object.__setattr__(self, "_exports", types.MappingProxyType(dict(exports)))
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self._exports[key]
+        except KeyError:
+            raise AttributeError(f"module '{self._module_name}' has no attribute '{key}'") from None
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        raise TypeError(f"module '{self._module_name}' is read-only in a mechanism")
+
+    def __delattr__(self, key: str) -> None:
+        raise TypeError(f"module '{self._module_name}' is read-only in a mechanism")
+
+    def __dir__(self) -> list[str]:
+        return sorted(self._exports)
+
+    def __repr__(self) -> str:
+        return f"<module '{self._module_name}'>"
+
+
+class SeededRandom(random.Random):
+    """random.Random that must be given a seed: seeding from the OS would break replay."""
+
+    def __init__(self, x: Any) -> None:
+        super().__init__(x)
+
+    def seed(self, a: Any, version: int = 2) -> None:  # type: ignore[override]
+        if a is None:
+            raise ValueError("seed() needs a value in a mechanism (no OS entropy)")
+        super().seed(a, version)
+
+
+def _seed(a: Any, version: int = 2) -> None:
+    if a is None:
+        raise ValueError("random.seed() needs a value in a mechanism (no OS entropy)")
+    random.seed(a, version)
+
+
+_REPLACED = {("random", "seed"): _seed, ("random", "Random"): SeededRandom}
+
+
+def _module_view(name: str) -> ModuleView:
     module = __import__(name)
-    public = {
-        key: value
-        for key, value in vars(module).items()
-        if not key.startswith("_") and not isinstance(value, types.ModuleType)
-    }
-    return types.SimpleNamespace(**public)
+    exports = {}
+    for key in sorted(MODULE_EXPORTS[name]):
+        if not hasattr(module, key):
+            continue  # listed for another Python version
+        value = _REPLACED.get((name, key), getattr(module, key))
+        if isinstance(value, types.ModuleType) or isinstance(value, list | dict | set):
+            continue  # no sub-modules and no shared mutable data
+        exports[key] = value
+    return ModuleView(name, exports)
 
 
 _MODULE_VIEWS = {name: _module_view(name) for name in sorted(ALLOWED_MODULES)}
@@ -184,10 +328,34 @@ _MODULE_VIEWS = {name: _module_view(name) for name in sorted(ALLOWED_MODULES)}
 
 def _guarded_import(
     name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0
-) -> types.SimpleNamespace:
+) -> ModuleView:
     if level != 0 or name not in _MODULE_VIEWS:
         raise ImportError(f"import of {name!r} is not allowed")
     return _MODULE_VIEWS[name]
+
+
+_MISSING = object()
+
+
+def _guarded_getattr(obj: Any, name: str, default: Any = _MISSING) -> Any:
+    if name in DENIED_ATTRIBUTES:
+        raise AttributeError(f"attribute '{name}' is not allowed in a mechanism")
+    if default is _MISSING:
+        return safer_getattr_raise(obj, name)
+    return safer_getattr_raise(obj, name, default)
+
+
+_VALUE_TYPES = (str, bytes, int, float, bool, type(None))
+
+
+def _value_hash(value: Any) -> int:
+    """hash() of values only: hashing an object gives its address, which differs per process."""
+    if isinstance(value, tuple | frozenset):
+        for item in value:
+            _value_hash(item)
+    elif not isinstance(value, _VALUE_TYPES):
+        raise TypeError(f"hash() of {type(value).__name__} is not allowed in a mechanism")
+    return hash(value)
 
 
 _WRITABLE = (dict, list, set, deque)
@@ -247,9 +415,14 @@ _EXTRA_BUILTINS = {
 }  # fmt: skip
 
 
+# Builtins whose results differ between processes (addresses) or that reach internals.
+DENIED_BUILTINS = ("setattr", "delattr", "id", "getattr", "vars", "type", "super")
+
+
 def _builtins() -> dict[str, Any]:
-    table = {k: v for k, v in safe_builtins.items() if k not in ("setattr", "delattr")}
+    table = {k: v for k, v in safe_builtins.items() if k not in DENIED_BUILTINS}
     table.update(_EXTRA_BUILTINS)
+    table["hash"] = _value_hash
     return table
 
 
@@ -264,7 +437,7 @@ def restricted_globals() -> dict[str, Any]:
         "__metaclass__": type,  # RestrictedPython rewrites `class X:` to use this
         # safer_getattr returns None for a missing attribute; a mechanism with a typo should
         # get an AttributeError it can be told about instead.
-        "_getattr_": safer_getattr_raise,
+        "_getattr_": _guarded_getattr,
         "_getitem_": _getitem,
         "_getiter_": iter,
         "_write_": _guarded_write,

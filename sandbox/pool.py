@@ -2,12 +2,16 @@
 
 Mechanism faults never raise here: every call returns a CallResult whose outcome says what
 happened. A worker that overruns, dies, writes garbage or answers too much is killed (its
-whole process group) and replaced on next use.
+whole process group) and replaced on next use. A worker holds one mechanism for its life:
+a call for another mechanism goes to a worker that holds it, or to a fresh process, so no
+mechanism ever sees interpreter state another one left. Workers start with address-space
+randomisation off, so object addresses (which reprs show) are the same on every replay.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import hashlib
 import json
 import logging
@@ -22,10 +26,17 @@ from typing import Any
 Outcome = str  # "ok" | "error" | "policy" | "timeout" | "crash" | "too_large"
 
 START_TIMEOUT_S = 15.0  # a cold interpreter on a loaded machine can take seconds
+LOAD_TIMEOUT_S = 10.0  # compiling and running a module body: its own limit, not a hook's
 CLOSE_GRACE_S = 1.0
+ADDR_NO_RANDOMIZE = 0x0040000
+REQUIRE_ENV = "BILEVEL_REQUIRE_CONFINEMENT"
 
 log = logging.getLogger("bilevel.sandbox")
-_warned_no_seccomp = False  # once per process, not per worker: every respawn would repeat it
+_warned: set[str] = set()  # once per process, not per worker: every respawn would repeat it
+
+
+class ConfinementError(RuntimeError):
+    """--require-confinement, and this machine cannot confine a worker (the line says why)."""
 
 
 @dataclass
@@ -85,25 +96,48 @@ def _parse_ready(line: bytes) -> dict[str, Any] | None:
     return ready
 
 
-def _warn_no_seccomp(why: str) -> None:
-    global _warned_no_seccomp
-    if not _warned_no_seccomp:
-        _warned_no_seccomp = True
+def missing_confinement(ready: dict[str, Any]) -> str | None:
+    """What an OS layer the worker reported missing, or None when both hold."""
+    missing = [n for n, ok in (("seccomp", ready.get("seccomp") is True),
+                               ("Landlock", bool(ready.get("landlock")))) if not ok]  # fmt: skip
+    if not missing:
+        return None
+    return f"{' and '.join(missing)} unavailable ({ready.get('why') or 'not reported'})"
+
+
+def _warn_once(what: str) -> None:
+    if what not in _warned:
+        _warned.add(what)
         log.warning(
-            "sandbox workers run without a seccomp filter (%s); policy, rlimits and "
-            "timeouts still apply",
-            why,
+            "sandbox workers are not fully confined: %s; the policy, rlimits and timeouts "
+            "still apply (--require-confinement refuses to run so)",
+            what,
         )
+
+
+def _worker_preexec() -> None:
+    """In the forked child before exec: no address-space randomisation, so a mechanism that
+    prints an object's address (repr, str) sees the same one on every replay."""
+    try:
+        libc = ctypes.CDLL(None)
+        current = libc.personality(0xFFFFFFFF)
+        if current != -1:
+            libc.personality(current | ADDR_NO_RANDOMIZE)
+    except (OSError, AttributeError):
+        pass
 
 
 class _Worker:
     """One slot of the pool; proc is None until first use or after a kill."""
 
-    def __init__(self) -> None:
+    def __init__(self, index: int) -> None:
+        self.index = index
         self.proc: asyncio.subprocess.Process | None = None
-        self.seen: set[str] = set()
+        self.mechanism: str | None = None  # hash of the one mechanism this process loaded
+        self.loaded: dict[str, Any] | None = None  # the worker's reply to that load
         self.calls = 0
-        self.seccomp: bool | None = None  # from the ready line; None until started
+        self.used = 0  # when it last served (pool call counter), to evict the least recent
+        self.ready: dict[str, Any] | None = None  # the ready line; None until started
 
     @property
     def alive(self) -> bool:
@@ -117,13 +151,25 @@ class SandboxPool:
         timeout_s: float = 1.0,
         max_result_bytes: int = 1_000_000,
         recycle_after: int = 5000,
+        load_timeout_s: float = LOAD_TIMEOUT_S,
+        require_confinement: bool | None = None,
+        worker_args: tuple[str, ...] = (),
     ) -> None:
         self.size = max(1, workers)
         self.timeout_s = timeout_s
         self.max_result_bytes = max_result_bytes
         self.recycle_after = recycle_after
-        self._slots = [_Worker() for _ in range(self.size)]
-        self._idle: asyncio.Queue[_Worker] | None = None
+        self.load_timeout_s = load_timeout_s
+        # None: $BILEVEL_REQUIRE_CONFINEMENT (what `--require-confinement` sets), so every
+        # pool of the process, Studio's and a batch's included, follows the one flag.
+        if require_confinement is None:
+            require_confinement = os.environ.get(REQUIRE_ENV, "") not in ("", "0")
+        self.require_confinement = require_confinement
+        self.worker_args = worker_args  # tests only (e.g. the worker's --unrestricted-test)
+        self._slots = [_Worker(i) for i in range(self.size)]
+        self._idle: list[_Worker] | None = None
+        self._idle_changed: asyncio.Condition | None = None
+        self._served = 0
         self._pids: set[int] = set()
         self._hashes: dict[str, str] = {}
         self._closed = False
@@ -138,19 +184,47 @@ class SandboxPool:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    def _queue(self) -> asyncio.Queue[_Worker]:
+    def _idle_list(self) -> list[_Worker]:
         if self._idle is None:
-            self._idle = asyncio.Queue()
-            for slot in self._slots:
-                self._idle.put_nowait(slot)
+            self._idle = list(self._slots)
+            self._idle_changed = asyncio.Condition()
         return self._idle
 
+    async def _acquire(self, digest: str) -> _Worker:
+        """An idle worker for this mechanism: one that holds it, else a fresh one, else the
+        least recently used (which will be replaced by a fresh process). Deterministic for
+        calls made one at a time."""
+        idle = self._idle_list()
+        assert self._idle_changed is not None
+        async with self._idle_changed:
+            await self._idle_changed.wait_for(lambda: bool(idle))
+            slot = (
+                next((w for w in idle if w.alive and w.mechanism == digest), None)
+                or next((w for w in idle if w.mechanism is None), None)
+                or min(idle, key=lambda w: w.used)
+            )
+            idle.remove(slot)
+        self._served += 1
+        slot.used = self._served
+        return slot
+
+    async def _release(self, slot: _Worker) -> None:
+        idle = self._idle_list()
+        assert self._idle_changed is not None
+        async with self._idle_changed:
+            idle.append(slot)
+            idle.sort(key=lambda w: w.index)
+            self._idle_changed.notify()
+
     async def start(self) -> None:
-        """Start every worker now instead of on first use; RuntimeError if they cannot start."""
-        self._queue()
+        """Start every worker now instead of on first use; RuntimeError if they cannot start
+        (ConfinementError with --require-confinement on a machine that cannot confine)."""
+        self._idle_list()
         try:
             await asyncio.gather(*(self._spawn(slot) for slot in self._slots if not slot.alive))
         except _Fault as fault:
+            if fault.outcome == "confinement":
+                raise ConfinementError(fault.error) from None
             raise RuntimeError(fault.error) from None
 
     async def close(self) -> None:
@@ -178,7 +252,7 @@ class SandboxPool:
 
     async def _kill(self, slot: _Worker) -> None:
         proc, slot.proc = slot.proc, None
-        slot.seen.clear()
+        slot.mechanism, slot.loaded = None, None
         if proc is not None:
             await self._reap(proc)
 
@@ -188,18 +262,21 @@ class SandboxPool:
         if slot.proc is not None:
             await self._kill(slot)
         proc = await asyncio.create_subprocess_exec(
-            # -P: do not put the cwd on sys.path, so nothing there can shadow our modules
-            sys.executable, "-P", "-m", "bilevel.sandbox.worker", str(os.getpid()),
+            # -P: do not put the cwd on sys.path, so nothing there can shadow our modules.
+            # The pid is padded so that every worker's start-up allocates the same sizes.
+            sys.executable, "-P", "-m", "bilevel.sandbox.worker", f"{os.getpid():010d}",
+            *self.worker_args,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             env=_worker_env(),
             cwd="/",
             start_new_session=True,
+            preexec_fn=_worker_preexec,
             limit=self.max_result_bytes + 1,
         )  # fmt: skip
         self._pids.add(proc.pid)
-        slot.proc, slot.seen, slot.calls = proc, set(), 0
+        slot.proc, slot.mechanism, slot.loaded, slot.calls = proc, None, None, 0
         try:
             assert proc.stdout is not None
             async with asyncio.timeout(START_TIMEOUT_S):
@@ -212,9 +289,16 @@ class SandboxPool:
             err = await proc.stderr.read() if proc.stderr is not None else b""
             last = err.decode(errors="replace").strip().splitlines()[-1:] or ["no ready line"]
             raise _Fault("crash", f"sandbox worker failed to start: {last[0]}")
-        slot.seccomp = ready.get("seccomp") is True
-        if not slot.seccomp:
-            _warn_no_seccomp(str(ready.get("why") or "not reported"))
+        slot.ready = ready
+        missing = missing_confinement(ready)
+        if missing is not None:
+            if self.require_confinement:
+                await self._kill(slot)
+                raise _Fault(
+                    "confinement",
+                    f"--require-confinement: sandbox workers cannot be confined here: {missing}",
+                )
+            _warn_once(missing)
 
     # --- requests ------------------------------------------------------------------------
 
@@ -229,8 +313,6 @@ class SandboxPool:
 
     async def _roundtrip(self, slot: _Worker, payload: bytes, timeout: float) -> dict[str, Any]:
         """Send one request line, return the parsed reply, or raise _Fault (worker killed)."""
-        if not slot.alive or slot.calls >= self.recycle_after:
-            await self._spawn(slot)
         proc = slot.proc
         assert proc is not None and proc.stdin is not None and proc.stdout is not None
         slot.calls += 1
@@ -261,58 +343,58 @@ class SandboxPool:
             if not done:  # a fault, or our caller was cancelled: the worker's state is unknown
                 await asyncio.shield(self._kill(slot))
 
-    async def _request(
-        self, slot: _Worker, digest: str, body: bytes, source: str, timeout: float
-    ) -> dict[str, Any]:
-        """Send body (a JSON object) on slot, adding the source only if the worker lacks it."""
-
-        def with_source() -> bytes:
-            return body[:-1] + b',"source":' + json.dumps(source).encode() + b"}\n"
-
-        for attempt in range(2):
-            fresh = not slot.alive or slot.calls >= self.recycle_after
-            send_source = fresh or digest not in slot.seen
-            payload = with_source() if send_source else body + b"\n"
-            try:
-                reply = await self._roundtrip(slot, payload, timeout)
-                if reply.get("kind") == "need_source" and not send_source:
-                    # The worker evicted it from its cache: send it again.
-                    reply = await self._roundtrip(slot, with_source(), timeout)
-            except _Fault as fault:
-                # A worker that died between calls (killed from outside, CPU limit reached)
-                # takes the first attempt down with it; that is not this call's fault, so a
-                # crash on a worker that had served before is retried once on a fresh one.
-                if fault.outcome != "crash" or attempt or fresh:
-                    raise
-                continue
-            slot.seen.add(digest)
-            return reply
-        raise AssertionError("unreachable")
+    async def _ensure_loaded(self, slot: _Worker, digest: str, source: str) -> dict[str, Any]:
+        """A live worker holding exactly this mechanism (a fresh process if it held another);
+        the worker's reply to loading it. Loading has its own time limit."""
+        stale = slot.calls >= self.recycle_after or slot.mechanism not in (None, digest)
+        if not slot.alive or stale:
+            await self._spawn(slot)
+        if slot.mechanism == digest and slot.loaded is not None:
+            return slot.loaded
+        body = {"op": "load", "hash": digest, "source": source}
+        payload = json.dumps(body, separators=(",", ":")).encode() + b"\n"
+        try:
+            reply = await self._roundtrip(slot, payload, self.load_timeout_s)
+        except _Fault as fault:
+            raise _Fault(fault.outcome, f"loading the mechanism: {fault.error}") from None
+        slot.mechanism, slot.loaded = digest, reply
+        return reply
 
     async def _run(
-        self, source: str, req: dict[str, Any], timeout_s: float | None
+        self, source: str, req: dict[str, Any] | None, timeout_s: float | None
     ) -> tuple[dict[str, Any], float]:
+        """Load source in a worker, then (unless req is None) send req; (reply, call ms)."""
         timeout = self.timeout_s if timeout_s is None else timeout_s
         digest = self._hash(source)
-        req["hash"] = digest
-        try:  # serialise before taking a worker: bad arguments are the caller's bug
-            body = json.dumps(req, separators=(",", ":")).encode()
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"sandbox arguments must be JSON data: {exc}") from exc
-        queue = self._queue()
-        slot = await queue.get()
+        body = b""
+        if req is not None:
+            req["hash"] = digest
+            try:  # serialise before taking a worker: bad arguments are the caller's bug
+                body = json.dumps(req, separators=(",", ":")).encode() + b"\n"
+            except (TypeError, ValueError) as exc:
+                raise TypeError(f"sandbox arguments must be JSON data: {exc}") from exc
+        slot = await self._acquire(digest)
         start = time.perf_counter()
         try:
-            if not slot.alive or slot.calls >= self.recycle_after:
-                await self._spawn(slot)  # start-up is not the hook's time
-                start = time.perf_counter()
-            reply = await self._request(slot, digest, body, source, timeout)
-        except _Fault as fault:
-            fault.ms = (time.perf_counter() - start) * 1000
-            raise
+            for attempt in range(2):
+                fresh = not slot.alive
+                try:
+                    loaded = await self._ensure_loaded(slot, digest, source)
+                    if req is None or not loaded.get("ok"):
+                        return loaded, 0.0
+                    start = time.perf_counter()  # loading is not the hook's time
+                    reply = await self._roundtrip(slot, body, timeout)
+                    return reply, (time.perf_counter() - start) * 1000
+                except _Fault as fault:
+                    # A worker that died between calls (killed from outside, CPU limit reached)
+                    # takes the first attempt down with it; that is not this call's fault, so a
+                    # crash on a worker that had served before is retried once on a fresh one.
+                    if fault.outcome != "crash" or attempt or fresh:
+                        fault.ms = (time.perf_counter() - start) * 1000
+                        raise
+            raise AssertionError("unreachable")
         finally:
-            queue.put_nowait(slot)
-        return reply, (time.perf_counter() - start) * 1000
+            await self._release(slot)
 
     async def call(
         self,
@@ -333,22 +415,44 @@ class SandboxPool:
             return CallResult(fault.outcome, None, None, fault.error, fault.ms)
         if reply["ok"]:
             return CallResult("ok", reply.get("value"), reply.get("memory"), None, ms)
-        outcome = "policy" if reply.get("kind") == "policy" else "error"
+        kind = reply.get("kind")
+        outcome = kind if kind in ("policy", "too_large") else "error"
         return CallResult(outcome, None, None, str(reply.get("error")), ms)
 
     async def inspect(self, source: str, timeout_s: float | None = None) -> InspectResult:
-        """Which hooks source defines (with parameter names) and all its top-level functions."""
+        """Which hooks source defines (with parameter names, read from their code objects)
+        and all its top-level functions."""
         try:
-            reply, _ = await self._run(source, {"op": "inspect"}, timeout_s)
+            reply, _ = await self._run(source, None, timeout_s)
         except _Fault as fault:
             return InspectResult(False, {}, f"{fault.outcome}: {fault.error}")
         if not reply["ok"]:
             return InspectResult(False, {}, str(reply.get("error")))
         return InspectResult(True, reply.get("hooks", {}), None, reply.get("functions", []))
 
+    async def raw(self, code: str, timeout_s: float = 5.0) -> dict[str, Any]:
+        """Tests only (the worker must run with --unrestricted-test): run code in a fresh,
+        confined worker with no policy at all; the worker's reply."""
+        digest = self._hash(f"raw:{code}")
+        slot = await self._acquire(digest)
+        try:
+            await self._spawn(slot)
+            payload = json.dumps({"op": "raw", "code": code}).encode() + b"\n"
+            try:
+                return await self._roundtrip(slot, payload, timeout_s)
+            except _Fault as fault:
+                return {"ok": False, "kind": fault.outcome, "error": fault.error}
+        finally:
+            await self._kill(slot)
+            await self._release(slot)
+
+    def confinement(self) -> list[dict[str, Any]]:
+        """Each live worker's ready line: seccomp (bool), landlock (ABI, 0: none), why."""
+        return [dict(slot.ready or {}) for slot in self._slots if slot.alive]
+
     def seccomp(self) -> list[bool]:
         """Whether each live worker reported its seccomp filter installed."""
-        return [slot.seccomp is True for slot in self._slots if slot.alive]
+        return [(slot.ready or {}).get("seccomp") is True for slot in self._slots if slot.alive]
 
     def pids(self) -> list[int]:
         """Process ids of the live workers (for tests and diagnostics)."""

@@ -64,6 +64,18 @@ DENIED = (
     # io_uring runs socket/connect/openat as ring operations that seccomp never sees.
     "io_uring_setup", "io_uring_enter", "io_uring_register",
 )  # fmt: skip
+# The filesystem, by path or by a new descriptor: after start-up a worker opens, creates,
+# removes, renames and truncates nothing (Landlock says the same one layer down; this holds
+# where the kernel has no Landlock). mmap of a file is refused separately (MMAP_FILE).
+FILE_DENIED = (
+    "open", "openat", "openat2", "creat", "unlink", "unlinkat", "rename", "renameat",
+    "renameat2", "mkdir", "mkdirat", "rmdir", "link", "linkat", "symlink", "symlinkat",
+    "truncate", "ftruncate", "fallocate", "memfd_create", "memfd_secret", "mknod", "mknodat",
+    "chmod", "fchmod", "fchmodat", "fchmodat2", "chown", "fchown", "lchown", "fchownat",
+    "name_to_handle_at", "open_by_handle_at",
+)  # fmt: skip
+MAP_ANONYMOUS = 0x20
+OFF_ARG3 = OFF_ARG0 + 3 * 8
 # Thread-directed signals stay (Python's signal.raise_signal, pthread_kill, abort), but only
 # aimed at this process: arg0 is the target tgid (tgkill) or tid (tkill, whose main thread's
 # tid is the pid), so another process's id fails with EPERM.
@@ -89,6 +101,14 @@ ARCHES: dict[str, Arch] = {
             "unshare": 272, "process_vm_readv": 310, "process_vm_writev": 311,
             "pidfd_send_signal": 424, "pidfd_getfd": 438, "io_uring_setup": 425,
             "io_uring_enter": 426, "io_uring_register": 427, "seccomp": 317,
+            "open": 2, "openat": 257, "openat2": 437, "creat": 85, "unlink": 87,
+            "unlinkat": 263, "rename": 82, "renameat": 264, "renameat2": 316, "mkdir": 83,
+            "mkdirat": 258, "rmdir": 84, "link": 86, "linkat": 265, "symlink": 88,
+            "symlinkat": 266, "truncate": 76, "ftruncate": 77, "fallocate": 285,
+            "memfd_create": 319, "memfd_secret": 447, "mknod": 133, "mknodat": 259,
+            "chmod": 90, "fchmod": 91, "fchmodat": 268, "fchmodat2": 452, "chown": 92,
+            "fchown": 93, "lchown": 94, "fchownat": 260, "name_to_handle_at": 303,
+            "open_by_handle_at": 304, "mmap": 9,
         },
         x32=True,
     ),
@@ -102,7 +122,11 @@ ARCHES: dict[str, Arch] = {
             "rt_tgsigqueueinfo": 240, "setns": 268, "unshare": 97, "process_vm_readv": 270,
             "process_vm_writev": 271, "pidfd_send_signal": 424, "pidfd_getfd": 438,
             "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427,
-            "seccomp": 277,
+            "seccomp": 277, "openat": 56, "openat2": 437, "unlinkat": 35, "renameat": 38,
+            "renameat2": 276, "mkdirat": 34, "linkat": 37, "symlinkat": 36, "truncate": 45,
+            "ftruncate": 46, "fallocate": 47, "memfd_create": 279, "memfd_secret": 447,
+            "mknodat": 33, "fchmod": 52, "fchmodat": 53, "fchmodat2": 452, "fchown": 55,
+            "fchownat": 54, "name_to_handle_at": 264, "open_by_handle_at": 265, "mmap": 222,
         },
     ),
 }  # fmt: skip
@@ -128,8 +152,9 @@ def _assemble(program: list[Insn | str]) -> bytes:
     return bytes(out)
 
 
-def build_program(arch: Arch, own_pid: int) -> bytes:
-    """The filter for arch as packed sock_filter instructions; own_pid is the allowed tgid."""
+def build_program(arch: Arch, own_pid: int, files: bool = True) -> bytes:
+    """The filter for arch as packed sock_filter instructions; own_pid is the allowed tgid.
+    files: also deny the filesystem (FILE_DENIED, and mmap of anything but anonymous memory)."""
     nr = arch.syscalls
     enosys = RET_ERRNO | errno.ENOSYS
     prog: list[Insn | str] = [
@@ -140,7 +165,10 @@ def build_program(arch: Arch, own_pid: int) -> bytes:
     ]
     if arch.x32:
         prog.append((JGE_K, "enosys", 0, X32_SYSCALL_BIT))
-    prog += [(JEQ_K, "eperm", 0, nr[name]) for name in DENIED if name in nr]
+    denied = DENIED + (FILE_DENIED if files else ())
+    prog += [(JEQ_K, "eperm", 0, nr[name]) for name in denied if name in nr]
+    if files:
+        prog.append((JEQ_K, "mmap", 0, nr["mmap"]))
     # ENOSYS, not EPERM: glibc then falls back to clone(2), which the next rule can inspect
     # (clone3 passes its flags in memory, out of the filter's reach).
     prog.append((JEQ_K, "enosys", 0, nr["clone3"]))
@@ -155,6 +183,9 @@ def build_program(arch: Arch, own_pid: int) -> bytes:
         "own_pid",
         (LD_W_ABS, 0, 0, OFF_ARG0),
         (JEQ_K, "allow", "eperm", own_pid),
+        "mmap",  # anonymous memory only: a shared map of a file would write past RLIMIT_FSIZE
+        (LD_W_ABS, 0, 0, OFF_ARG3),
+        (JSET_K, "allow", "eperm", MAP_ANONYMOUS),
         "allow",
         (RET_K, 0, 0, RET_ALLOW),
         "eperm",

@@ -1,15 +1,23 @@
 """Sandbox worker: runs mechanism hooks for the parent pool, one JSON line in, one JSON line out.
 
 Run as `python -m bilevel.sandbox.worker PARENT_PID`. The process confines itself before it
-reads the first request, says `{"ok": true, "ready": true, "seccomp": bool, "why": str}` (why
-only without seccomp), then serves until stdin closes.
+reads the first request (rlimits, Landlock: no filesystem at all, seccomp), says
+`{"ok": true, "ready": true, "seccomp": bool, "landlock": abi, "why": str}` (why only when a
+layer is missing), then serves until stdin closes.
+
+A worker holds one mechanism for its whole life: a fresh process per mechanism, so nothing one
+mechanism does to the interpreter (caches, registries, module state) is seen by another.
 
 Requests and replies (one line of JSON each):
-  {"op": "call", "hash": H, "source": S?, "hook": name, "args": [...], "seed": int}
-      -> {"ok": true, "value": V, "memory": M}
-  {"op": "inspect", "hash": H, "source": S}
+  {"op": "load", "hash": H, "source": S}
       -> {"ok": true, "hooks": {name: [params]}, "functions": [names]}
-  failures -> {"ok": false, "kind": "policy" | "error" | "missing" | "need_source", "error": str}
+  {"op": "call", "hash": H, "hook": name, "args": [...], "seed": int}
+      -> {"ok": true, "value": V, "memory": M}
+  failures -> {"ok": false, "kind": "policy" | "error" | "missing" | "not_loaded", "error": str}
+
+`--unrestricted-test` (tests only; the pool never passes it) adds {"op": "raw", "code": S}:
+S runs as plain Python with real builtins, bypassing the policy on purpose, so a test can show
+what the OS layers alone stop.
 """
 
 from __future__ import annotations
@@ -23,15 +31,15 @@ import signal
 import sys
 import tempfile
 import types
-from collections import OrderedDict
 from typing import IO, Any
 
-from bilevel.contract import HOOKS
-from bilevel.sandbox import seccomp
+from bilevel.contract import HOOKS, MAX_MEMORY_BYTES, MAX_VALUE_BYTES
+from bilevel.sandbox import landlock, seccomp
 from bilevel.sandbox.policy import FILENAME, PolicyError, compile_mechanism, restricted_globals
 
-CACHE_SIZE = 32  # compiled modules kept per worker; the parent resends evicted sources
 MAX_ERROR_CHARS = 500
+UNRESTRICTED_FLAG = "--unrestricted-test"
+CO_VARARGS, CO_VARKEYWORDS = inspect.CO_VARARGS, inspect.CO_VARKEYWORDS
 
 # Resource limits. CPU is per process lifetime, and workers are persistent (recycled by the
 # pool after many calls), so it is a backstop against a runaway worker, not a per-call limit:
@@ -41,7 +49,7 @@ LIMIT_AS_BYTES = 1 << 30
 LIMIT_NOFILE = 32
 
 Module = dict[str, Any]
-# A cache entry is either an executed module namespace or the encoded failure reply for it
+# The loaded entry is either an executed module namespace or the encoded failure reply for it
 # (bytes, so that no name a mechanism defines can make a namespace look like a failure).
 Entry = Module | bytes
 
@@ -119,15 +127,17 @@ def _set_limits() -> None:
             pass  # e.g. RLIMIT_NPROC refused in some containers; the other limits still hold
 
 
-def _install_seccomp() -> bytes:
-    """Install the syscall filter and return the ready line that reports it.
+def _confine() -> bytes:
+    """Landlock, then the syscall filter; the ready line that reports both.
 
-    Installed last, after every file the worker needs is open and every module imported:
-    nothing the worker does from here on needs a denied syscall.
+    Last, after every file the worker needs is open and every module imported: nothing the
+    worker does from here on needs the filesystem or a denied syscall.
     """
-    ok, why = seccomp.install()
-    ready: dict[str, Any] = {"ok": True, "ready": True, "seccomp": ok}
-    if not ok:
+    abi, why_landlock = landlock.restrict_self()
+    ok, why_seccomp = seccomp.install()
+    ready: dict[str, Any] = {"ok": True, "ready": True, "seccomp": ok, "landlock": abi}
+    why = "; ".join(w for w in (why_landlock, why_seccomp) if w)
+    if why:
         ready["why"] = why
     return _encode(ready)
 
@@ -155,26 +165,37 @@ def _fail(kind: str, error: str) -> bytes:
 
 
 class Worker:
-    def __init__(self) -> None:
-        self.cache: OrderedDict[str, Entry] = OrderedDict()
+    def __init__(self, unrestricted: bool = False) -> None:
+        self.loaded: tuple[str, Entry] | None = None
+        self.unrestricted = unrestricted
 
-    def module(self, req: dict[str, Any]) -> Entry:
-        """The executed module for req's hash, or the failure reply (cached the same way)."""
-        key = req.get("hash")
-        if not isinstance(key, str):
-            return _fail("error", "ValueError: request without a hash")
-        entry = self.cache.get(key)
-        if entry is not None:
-            self.cache.move_to_end(key)
-            return entry
-        source = req.get("source")
-        if not isinstance(source, str):
-            return _fail("need_source", "source not cached in this worker")
-        entry = self._load(source)
-        self.cache[key] = entry
-        while len(self.cache) > CACHE_SIZE:
-            self.cache.popitem(last=False)
-        return entry
+    def load(self, req: dict[str, Any]) -> bytes:
+        """Compile and run the module body (once: one mechanism per worker), then say which
+        hooks it defines with the parameters of their real code objects."""
+        key, source = req.get("hash"), req.get("source")
+        if not isinstance(key, str) or not isinstance(source, str):
+            return _fail("error", "ValueError: load needs a hash and a source")
+        if self.loaded is None:
+            self.loaded = (key, self._load(source))
+        elif self.loaded[0] != key:
+            return _fail("not_loaded", "this worker holds another mechanism")
+        module = self.loaded[1]
+        if isinstance(module, bytes):
+            return module
+        hooks: dict[str, list[str]] = {}
+        for name in HOOKS:
+            if name not in module:
+                continue
+            params = _code_params(module[name])
+            if params is None:
+                return _fail("policy", f"'{name}' must be a function defined in the mechanism")
+            hooks[name] = params
+        functions = [
+            name
+            for name, value in module.items()
+            if not name.startswith("_") and isinstance(value, types.FunctionType)
+        ]
+        return _encode({"ok": True, "hooks": hooks, "functions": functions})
 
     @staticmethod
     def _load(source: str) -> Entry:
@@ -191,7 +212,9 @@ class Worker:
         return namespace
 
     def call(self, req: dict[str, Any]) -> bytes:
-        module = self.module(req)
+        if self.loaded is None or self.loaded[0] != req.get("hash"):
+            return _fail("not_loaded", "mechanism not loaded in this worker")
+        module = self.loaded[1]
         if isinstance(module, bytes):
             return module
         hook = req.get("hook")
@@ -208,35 +231,51 @@ class Worker:
         memory = ctx.get("memory") if isinstance(ctx, dict) else None
         if memory is not None and not isinstance(memory, dict):
             return _fail("error", "TypeError: ctx['memory'] must stay a dict")
+        # Sizes are bounded here, before anything reaches the host's state or ledger; the
+        # encoder stops as soon as a part is over its budget, so 80 MB costs no more than 64 kB.
         try:
-            return _encode({"ok": True, "value": value, "memory": memory})
+            value_json = _encode_part(value, MAX_VALUE_BYTES, f"{hook} returned")
+            memory_json = _encode_part(memory, MAX_MEMORY_BYTES, "ctx['memory'] grew")
+        except _TooLarge as exc:
+            return _fail("too_large", str(exc))
         except (TypeError, ValueError, RecursionError):
             part = "memory holds" if _is_json(value) else "returned"
             return _fail("error", f"TypeError: {hook} {part} non-JSON value")
+        return b'{"ok":true,"value":' + value_json + b',"memory":' + memory_json + b"}\n"
 
-    def inspect(self, req: dict[str, Any]) -> bytes:
-        module = self.module(req)
-        if isinstance(module, bytes):
-            return module
-        hooks: dict[str, list[str]] = {}
-        for name in HOOKS:
-            if name not in module:
-                continue
-            func = module[name]
-            if not isinstance(func, types.FunctionType):
-                return _fail("policy", f"'{name}' must be a function")
-            hooks[name] = [_param(p) for p in inspect.signature(func).parameters.values()]
-        functions = [
-            name
-            for name, value in module.items()
-            if not name.startswith("_") and isinstance(value, types.FunctionType)
-        ]
-        return _encode({"ok": True, "hooks": hooks, "functions": functions})
+    def raw(self, req: dict[str, Any]) -> bytes:
+        """Tests only: run code with no policy at all; `result` comes back as text."""
+        if not self.unrestricted:
+            return _fail("error", "ValueError: unknown request")
+        namespace: dict[str, Any] = {}
+        try:
+            exec(str(req.get("code", "")), namespace)  # noqa: S102 - the point of this op
+        except BaseException as exc:  # noqa: BLE001
+            return _fail("error", f"{type(exc).__name__}: {exc}")
+        return _encode({"ok": True, "value": str(namespace.get("result"))})
 
 
-def _param(p: inspect.Parameter) -> str:
-    prefix = {p.VAR_POSITIONAL: "*", p.VAR_KEYWORD: "**"}.get(p.kind, "")
-    return prefix + p.name
+def _code_params(func: Any) -> list[str] | None:
+    """A hook's parameters read from its code object (what really runs), None if it is not a
+    plain function compiled from the mechanism's own source (a wrapper, a builtin, a partial)."""
+    if not isinstance(func, types.FunctionType):
+        return None
+    code = func.__code__
+    if code.co_filename != FILENAME:
+        return None
+    names = list(code.co_varnames)
+    n = code.co_argcount
+    params = names[:n]
+    extra = n + code.co_kwonlyargcount
+    params += names[n:extra]
+    if code.co_flags & CO_VARARGS:
+        params.append("*" + names[extra])
+        extra += 1
+    if code.co_flags & CO_VARKEYWORDS:
+        params.append("**" + names[extra])
+    if code.co_kwonlyargcount or code.co_posonlyargcount:
+        params.append("*keyword-only or positional-only parameters")
+    return params
 
 
 def _is_json(value: Any) -> bool:
@@ -247,14 +286,32 @@ def _is_json(value: Any) -> bool:
     return True
 
 
+class _TooLarge(Exception):
+    pass
+
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
+
+def _encode_part(value: Any, limit: int, what: str) -> bytes:
+    """value as JSON (ASCII), or _TooLarge once the text passes limit characters."""
+    chunks, size = [], 0
+    for chunk in _ENCODER.iterencode(value):
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge(f"{what} over {limit} bytes")
+        chunks.append(chunk)
+    return "".join(chunks).encode()
+
+
 def _encode(reply: dict[str, Any]) -> bytes:
     # ASCII output escapes every newline inside strings, so one reply is exactly one line.
     return json.dumps(reply, separators=(",", ":")).encode() + b"\n"
 
 
-def serve(proto_in: IO[bytes], proto_out: IO[bytes]) -> None:
-    worker = Worker()
-    handlers = {"call": worker.call, "inspect": worker.inspect}
+def serve(proto_in: IO[bytes], proto_out: IO[bytes], unrestricted: bool = False) -> None:
+    worker = Worker(unrestricted)
+    handlers = {"call": worker.call, "load": worker.load, "raw": worker.raw}
     readline, write, flush = proto_in.readline, proto_out.write, proto_out.flush
     while True:
         line = readline()
@@ -279,10 +336,14 @@ def main() -> None:
     proto_in, proto_out = _claim_protocol_fds()
     _enter_empty_dir()
     _set_limits()
-    ready = _install_seccomp()
+    unrestricted = UNRESTRICTED_FLAG in sys.argv[2:]
+    if unrestricted:  # what the bypass tests call must be loaded before the filesystem closes
+        import mmap  # noqa: F401
+        import socket  # noqa: F401
+    ready = _confine()
     proto_out.write(ready)
     proto_out.flush()
-    serve(proto_in, proto_out)
+    serve(proto_in, proto_out, unrestricted=unrestricted)
 
 
 if __name__ == "__main__":

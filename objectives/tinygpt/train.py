@@ -213,6 +213,18 @@ class TrainStats:
     last_loss: float = float("nan")
 
 
+def _parents() -> tuple[int, int]:
+    """Our parent and its parent: the launcher may start us through a reaper
+    (objectives/reaper.py), which dies with it."""
+    ppid = os.getppid()
+    try:
+        with open(f"/proc/{ppid}/stat", "rb") as f:
+            stat = f.read()
+        return ppid, int(stat[stat.rfind(b")") + 2 :].split()[1])
+    except (OSError, ValueError, IndexError):
+        return ppid, ppid
+
+
 def run_training(
     model: GPT,
     optimizer: torch.optim.Optimizer,
@@ -229,7 +241,7 @@ def run_training(
     stats = TrainStats()
     model.train()
     while True:
-        if parent and os.getppid() != parent:
+        if parent and parent not in _parents():
             raise Orphaned(f"parent process {parent} exited")
         if c.budget_mode == "tokens":
             if stats.steps >= planned:

@@ -74,9 +74,11 @@ def test_filter_verdicts(name: str) -> None:
 
 
 PROBE = r"""
-import ctypes, json, os, socket, subprocess, sys, threading
+import ctypes, json, mmap, os, socket, subprocess, sys, threading
 from bilevel.sandbox import seccomp
 
+status_file = open("/proc/self/status")  # opened before the filter, like the worker's pipes
+early = open(sys.argv[1])
 out = {"install": seccomp.install()}
 arch, _ = seccomp.current_arch()
 libc = ctypes.CDLL(None, use_errno=True)
@@ -118,8 +120,13 @@ probe("kill_parent", lambda: os.kill(os.getppid(), 0))
 probe("tgkill_parent", lambda: raw("tgkill", os.getppid(), os.getppid(), 0))
 probe("tgkill_self", lambda: raw("tgkill", os.getpid(), os.getpid(), 0))
 probe("thread", thread)
-probe("read", lambda: open(sys.argv[1]).read() == "hello" or 1 / 0)
-out["status"] = [l for l in open("/proc/self/status") if l.startswith("Seccomp:")][0].split()[1]
+probe("open", lambda: open(sys.argv[1]).read())
+probe("read_open_fd", lambda: early.read() == "hello" or 1 / 0)
+probe("unlink", lambda: os.unlink(sys.argv[1]))
+probe("rename", lambda: os.rename(sys.argv[1], sys.argv[1] + ".x"))
+probe("mmap_file", lambda: mmap.mmap(early.fileno(), 0, mmap.MAP_SHARED))
+probe("mmap_anon", lambda: mmap.mmap(-1, 4096))
+out["status"] = [l for l in status_file if l.startswith("Seccomp:")][0].split()[1]
 print(json.dumps(out), flush=True)
 probe("execv", lambda: os.execv(sys.executable, [sys.executable, "-c", "print('escaped')"]))
 print(json.dumps({"execv": out["execv"]}), flush=True)
@@ -148,7 +155,12 @@ def test_confined_process(tmp_path: Path) -> None:
         "tgkill_parent": denied,
         "tgkill_self": "ok",
         "thread": "ok",
-        "read": "ok",
+        "open": denied,
+        "read_open_fd": "ok",
+        "unlink": denied,
+        "rename": denied,
+        "mmap_file": denied,
+        "mmap_anon": "ok",
         "status": "2",  # SECCOMP_MODE_FILTER
         "execv": denied,
     }
@@ -167,13 +179,14 @@ async def test_pool_worker_reports_seccomp() -> None:
 def test_no_seccomp_warns_once(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(pool_module, "_warned_no_seccomp", False)
+    monkeypatch.setattr(pool_module, "_warned", set())
+    missing = pool_module.missing_confinement({"seccomp": False, "landlock": 7, "why": "old"})
     with caplog.at_level(logging.WARNING, logger="bilevel.sandbox"):
         for _ in range(3):
-            pool_module._warn_no_seccomp("kernel too old")
+            pool_module._warn_once(missing)
     assert [r.getMessage() for r in caplog.records] == [
-        "sandbox workers run without a seccomp filter (kernel too old); policy, rlimits and "
-        "timeouts still apply"
+        "sandbox workers are not fully confined: seccomp unavailable (old); the policy, "
+        "rlimits and timeouts still apply (--require-confinement refuses to run so)"
     ]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import math
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -189,9 +190,12 @@ def test_divergence_is_status_nan(monkeypatch):
 
 
 def test_a_run_whose_parent_is_gone_stops(monkeypatch):
-    monkeypatch.setenv(train.PARENT_PID_ENV, "1")  # not our parent: as if ours had exited
+    gone = subprocess.Popen(["true"])  # a process that has exited: not our parent any more
+    gone.wait()
+    monkeypatch.setenv(train.PARENT_PID_ENV, str(gone.pid))
     code, summary = train.run({**TINY, "total_batch_size": 128, "budget_tokens": 256})
-    assert code == 1 and summary == {"status": "crash", "reason": "parent process 1 exited"}
+    reason = f"parent process {gone.pid} exited"
+    assert code == 1 and summary == {"status": "crash", "reason": reason}
 
 
 def test_summary_parsing_and_statuses():

@@ -1,0 +1,46 @@
+"""Run-directory ownership: one process at a time works in a run directory.
+
+The lock is an advisory `flock` on `RUN_DIR/.lock`, held for the whole run and released by the
+kernel when the process ends, however it ends (a SIGKILL leaves no stale lock behind).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+
+LOCK_FILE = ".lock"
+
+
+class RunDirBusy(ValueError):
+    """Another process is working in this run directory."""
+
+
+class RunDirLock:
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / LOCK_FILE
+        self.fd: int | None = None
+
+    def acquire(self) -> RunDirLock:
+        """Take the lock or raise RunDirBusy naming the process that holds it."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise RunDirBusy(
+                f"run dir {self.path.parent} is in use by another bilevel process (pid "
+                f"{holder}): wait for it to finish, or choose another --run-dir"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self.fd = fd
+        return self
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing drops the flock
+            self.fd = None
