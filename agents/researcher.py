@@ -74,17 +74,20 @@ def propose(
     n: int,
     seed: str,
     avoid: Sequence[dict[str, Any]] = (),
-    evaluated: Container[str] = (),
+    evaluated: Container[str] | None = None,
 ) -> list[dict[str, Any]]:
     """n candidates {changes, source, hypothesis}, none repeating a config already tried.
 
     history: trials of this trace, each with config, changes, accepted and base (the incumbent
     config it was proposed from). avoid: configs being evaluated now (other slots).
-    evaluated: canonical keys of every config the run has evaluated (other traces included).
+    evaluated: canonical keys of every config the run has evaluated (other traces included); it
+    covers history, so given it the step need not scan the whole history.
     """
     rng = random.Random(seed)
     names = [p for p in space.names if p not in frozen] or space.names
-    tried = {canonical(t["config"]) for t in history} | {canonical(c) for c in avoid}
+    tried = {canonical(c) for c in avoid}
+    if evaluated is None:
+        evaluated = {canonical(t["config"]) for t in history}
     out: list[dict[str, Any]] = []
     for attempt in range(MAX_TRIES * n):
         if len(out) == n:

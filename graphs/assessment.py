@@ -25,14 +25,20 @@ def config_key(config: dict[str, Any]) -> str:
 
 
 def assess_cycle(
-    state: BilevelState, ledger: Ledger, direction: str, names: list[str]
+    state: BilevelState,
+    ledger: Ledger,
+    direction: str,
+    names: list[str],
+    trace: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Per-cycle improvement, accept rate, repeats, fixation, untouched and flat parameters,
-    hook calls. Blocking (SQLite): call it from a worker thread in async code."""
+    hook calls. trace: the trace's decided trials (read from the ledger when not given).
+    Blocking (SQLite): call it from a worker thread in async code."""
     cycle, first = state["cycle_index"], max(1, state["cycle_first_trial"])
     # The cycle's trials are those it decided: with W slots a few were proposed in the cycle
     # before, and the ones still in flight are left to the next.
-    trace = ledger.trials(trace=state["trace"], before=decided_before(state))
+    if trace is None:
+        trace = ledger.trials(trace=state["trace"], before=decided_before(state))
     trials = [t for t in trace if t["trial"] >= first]
     seen = {config_key(t["config"]) for t in trace if t["trial"] < first}
     repeats = 0

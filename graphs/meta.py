@@ -138,7 +138,7 @@ async def new_mechanism(
         return None
     name, values, source = choice
     cand = candidate(f"c{cycle}-{name}", name, current["id"])
-    memory.setdefault("params", {})[cand["id"]] = values
+    memory["params"] = {cand["id"]: values}  # only the candidate's: state stays O(1) in cycles
     diff = meta_researcher.diff(current_source, source, current["id"], cand["id"])
     await ledger.add_mechanism(mechanism_row(cand, source, "library", cycle, diff, values, None))
     update["meta_memory"] = memory

@@ -40,8 +40,10 @@ async def assess(
     context = context_of(runtime)
     ledger, objective = await context.aledger(state["run_dir"]), context.objective(state["config"])
     cfg, cycle = state["config"], state["cycle_index"]
+    history = context.history(str(ledger.sync.path))
+    trace = await history.trials(ledger, state["trace"], decided_before(state))
     stats = await asyncio.to_thread(
-        assess_cycle, state, ledger.sync, objective.direction, objective.space.names
+        assess_cycle, state, ledger.sync, objective.direction, objective.space.names, trace
     )
     mech = state["mechanism"]
     update: dict[str, Any] = {"assessment": stats}
