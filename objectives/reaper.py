@@ -85,6 +85,7 @@ def main():
         os._exit(127)
     if pid == 0:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # a SIGKILLed reaper cannot sweep: die too
         try:
             os.execvp(argv[0], argv)
         except OSError as exc:

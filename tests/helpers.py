@@ -70,3 +70,16 @@ def trial_ids(run_dir: Path) -> list[int]:
         ]
     except sqlite3.OperationalError:
         return []
+
+
+def trials_done(run_dir: Path) -> int:
+    """Trials in a run's ledger so far (0 while it does not exist yet), read without locking
+    out the run that writes it."""
+    try:
+        db = sqlite3.connect(f"file:{run_dir / 'ledger.sqlite'}?mode=ro", uri=True, timeout=1)
+        try:
+            return db.execute("SELECT COUNT(*) FROM trials").fetchone()[0]
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return 0

@@ -5,14 +5,13 @@ from __future__ import annotations
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import BILEVEL, bilevel, ledger_rows, show_json
+from tests.helpers import BILEVEL, bilevel, ledger_rows, show_json, trials_done
 
 pytestmark = pytest.mark.slow
 ARGS = ["--objective", "synthetic:trainsim", "--iterations", "90", "--cycle", "9", "--seed", "11"]
@@ -26,17 +25,6 @@ def start(*args: str) -> subprocess.Popen:
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-
-
-def trials_done(run_dir: Path) -> int:
-    try:
-        db = sqlite3.connect(f"file:{run_dir / 'ledger.sqlite'}?mode=ro", uri=True, timeout=1)
-        try:
-            return db.execute("SELECT COUNT(*) FROM trials").fetchone()[0]
-        finally:
-            db.close()
-    except sqlite3.Error:
-        return 0
 
 
 def test_sigkill_at_random_points_then_resume_equals_uninterrupted(tmp_path: Path):
