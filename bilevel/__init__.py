@@ -22,7 +22,15 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'bilevel' has no attribute {name!r}")
+def lazy_exports(package: str, exports: dict[str, str]) -> Any:
+    """A module `__getattr__` that imports each public name from its module on first use."""
+
+    def getattr_(name: str) -> Any:
+        if name in exports:
+            return getattr(import_module(exports[name]), name)
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    return getattr_
+
+
+__getattr__ = lazy_exports("bilevel", _EXPORTS)

@@ -135,7 +135,7 @@ class Slots:
         if outcome == "ok":
             try:
                 check_plain(result.value)
-                check_plain(result.memory)  # memory goes into every checkpoint after this
+                check_plain(result.memory)  # memory goes into the ledger (state holds its hash)
                 value = check_result(hook, result.value, args)
                 if isinstance(result.memory, dict) and result.memory != memory:
                     mech["memory_ref"] = await self.context.store_memory(self.ledger, result.memory)

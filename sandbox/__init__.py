@@ -6,8 +6,7 @@ the OS layers), so starting one -- once per mechanism -- stays cheap.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from bilevel import lazy_exports
 
 _EXPORTS = {
     "ALLOWED_MODULES": "bilevel.sandbox.policy",
@@ -23,7 +22,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'bilevel.sandbox' has no attribute {name!r}")
+__getattr__ = lazy_exports("bilevel.sandbox", _EXPORTS)
