@@ -20,7 +20,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Command
 
-from bilevel.agents import classical, llm_researcher, researcher
+from bilevel.agents import classical, fallback, llm_researcher, researcher
 from bilevel.config import CLASSICAL_ARMS, LLMSettings
 from bilevel.graphs.context import Context
 from bilevel.graphs.slots import Slots, decided_before, free_slots
@@ -159,7 +159,15 @@ async def review_select(state: BilevelState, runtime: Runtime[Context]) -> dict[
             )  # fmt: skip
             continue
         fresh.append(c)
-    reviewed = fresh
+    reviewed = fresh or fallback.propose(
+        space,
+        incumbent,
+        state["inner_params"]["frozen"],
+        max(1, free_slots(state)),
+        f"{state['config']['seed']}:{it}",
+        await history.evaluated_before(slots.ledger, decided_before(state)),
+        avoid=[a["config"] for a in state["inflight"]],
+    )  # a step never passes without a trial while the space has something new to offer
     batch: list[Assignment] = []
     if reviewed:
         picks = await slots.call("select", [reviewed, ctx], key="select")
@@ -182,10 +190,10 @@ async def review_select(state: BilevelState, runtime: Runtime[Context]) -> dict[
     spent = len(batch)
     if not batch:
         await slots.ledger.add_note(
-            f"{it}:empty", slots.cycle, it, "no_candidates", {"pending": len(state["pending"])}
+            f"{it}:empty", slots.cycle, it, "space_exhausted", {"pending": len(state["pending"])}
         )
         if not state["inflight"]:
-            spent = 1  # nothing to propose and nothing running: the step costs an evaluation
+            spent = 1  # nothing new anywhere and nothing running: the step costs an evaluation
     return {
         "mechanism": slots.mechanism,
         "inflight": state["inflight"] + batch,

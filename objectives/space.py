@@ -107,6 +107,18 @@ class Param(BaseModel):
             low, high, value = math.log(low), math.log(high), math.log(value)
         return 0.0 if high == low else (value - low) / (high - low)
 
+    def from_unit(self, u: float) -> Value:
+        """The value at position u in [0, 1] (the inverse of unit, rounded for ints)."""
+        u = min(max(u, 0.0), 1.0)
+        if self.kind == "categorical":
+            choices = self.choices or []
+            return choices[round(u * (len(choices) - 1))]
+        low, high = float(self.low), float(self.high)  # type: ignore[arg-type]
+        if self.kind == "logfloat":
+            return self.repair(math.exp(math.log(low) + u * (math.log(high) - math.log(low))))
+        value = low + u * (high - low)
+        return self.repair(round(value) if self.kind == "int" else value)
+
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"type": self.kind, "default": self.default}
         if self.kind == "categorical":
