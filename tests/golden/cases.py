@@ -1,0 +1,74 @@
+"""The runs whose results.tsv the redesign must reproduce byte for byte (issue 12).
+
+    python -m tests.golden.cases --record        # rewrite the files under tests/golden/
+    python -m tests.golden.cases --record NAME   # one case
+
+Record only on purpose: a change of search behaviour changes these files, and the commit that
+records them says why.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from bilevel.config import ARMS, RunConfig
+
+HERE = Path(__file__).parent
+SYNTHETIC = ("late-lever", "deceptive", "interact", "trainsim")
+SHORT = {"iterations": 10, "cycle": 3}  # 11 trials, 4 cycles: adoption and reversion happen
+
+
+def cases() -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {"default": {}}  # `bilevel run` with no options
+    for objective in SYNTHETIC:
+        for arm in ARMS:
+            for seed in (0, 1, 2):
+                out[f"{objective}-{arm}-s{seed}"] = {
+                    "objective": f"synthetic:{objective}", "arm": arm, "seed": seed, **SHORT,
+                }  # fmt: skip
+    out["sleep-full-s0"] = {
+        "objective": "synthetic:sleep", "objective_options": {"seconds": 0.0}, **SHORT,
+    }  # fmt: skip
+    out["trainsim-full-slots4"] = {"slots": 4, "iterations": 12, "cycle": 4}
+    out["tinygpt-full"] = {
+        "objective": "tinygpt",
+        "objective_options": {"budget_tokens": 32_768, "total_batch_size": 8_192},
+        "iterations": 4,
+        "cycle": 2,
+    }
+    out["trainsim-optuna-tpe-long"] = {"arm": "optuna-tpe", "iterations": 40, "cycle": 10}
+    return out
+
+
+def golden_path(name: str) -> Path:
+    return HERE / f"{name}.tsv"
+
+
+async def results_of(name: str, run_dir: Path) -> str:
+    from bilevel.runner import arun
+
+    await arun(RunConfig(**cases()[name]), run_dir)
+    return (run_dir / "results.tsv").read_text()
+
+
+async def record(names: list[str]) -> None:
+    with tempfile.TemporaryDirectory(prefix="bilevel-golden-") as tmp:
+        for name in names:
+            text = await results_of(name, Path(tmp) / name)
+            golden_path(name).write_text(text)
+            print(f"{name}: {text.count(chr(10)) - 1} trials")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--record", nargs="*", metavar="NAME", required=True)
+    args = parser.parse_args()
+    asyncio.run(record(args.record or list(cases())))
+
+
+if __name__ == "__main__":
+    main()
