@@ -24,6 +24,7 @@ os.environ.setdefault("GOMP_SPINCOUNT", "1000")
 
 import torch  # noqa: E402
 
+from bilevel.objectives.tinygpt import config as settings  # noqa: E402
 from bilevel.objectives.tinygpt import data, train  # noqa: E402
 from bilevel.objectives.tinygpt.model import GPT  # noqa: E402
 
@@ -33,7 +34,7 @@ DEFAULT_TOKENS = 65_536
 TOTAL_BATCH = 8_192  # 8 optimizer steps of 4 micro-batches each at the default token count
 
 
-def fresh(config: train.TrainConfig) -> tuple[GPT, torch.optim.Optimizer, data.BatchSampler]:
+def fresh(config: settings.TrainConfig) -> tuple[GPT, torch.optim.Optimizer, data.BatchSampler]:
     torch.manual_seed(config.seed)
     model = GPT(config.model_config())
     optimizer = train.build_optimizer(model, config)
@@ -43,14 +44,14 @@ def fresh(config: train.TrainConfig) -> tuple[GPT, torch.optim.Optimizer, data.B
     return model, optimizer, sampler
 
 
-def tinygpt_loop(config: train.TrainConfig) -> float:
+def tinygpt_loop(config: settings.TrainConfig) -> float:
     model, optimizer, sampler = fresh(config)
     start = time.perf_counter()
     train.run_training(model, optimizer, sampler, config, torch.device("cpu"), log=False)
     return time.perf_counter() - start
 
 
-def plain_loop(config: train.TrainConfig) -> float:
+def plain_loop(config: settings.TrainConfig) -> float:
     model, optimizer, sampler = fresh(config)
     steps = config.budget_tokens // config.total_batch_size
     start = time.perf_counter()
@@ -69,8 +70,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS)
     parser.add_argument("--tokens", type=int, default=DEFAULT_TOKENS)
     args = parser.parse_args()
-    config = replace(train.TrainConfig(), budget_tokens=args.tokens, total_batch_size=TOTAL_BATCH)
-    assert not train.check(config), train.check(config)
+    config = replace(
+        settings.TrainConfig(), budget_tokens=args.tokens, total_batch_size=TOTAL_BATCH
+    )
+    assert not settings.check(config), settings.check(config)
     train.setup(config)
     print(
         f"tinygpt throughput: depth {config.depth}  n_embd {config.n_embd}  seq_len "

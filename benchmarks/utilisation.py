@@ -27,8 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bilevel.agents.executor import Executor, make_executor
 from bilevel.config import RunConfig
+from bilevel.execution.executor import Executor, make_executor
 from bilevel.runner import arun
 
 TARGET = 0.95

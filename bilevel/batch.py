@@ -19,8 +19,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from bilevel.agents.executor import Executor
 from bilevel.config import Arm, RunConfig
+from bilevel.execution.executor import Executor
 from bilevel.runner import arun, graph_config
 from bilevel.sandbox.pool import SandboxPool
 

@@ -12,28 +12,25 @@ below, which together reproduce the standard inner loop.
 | selection | select(candidates, ctx)    | indices of candidates to evaluate now         |
 | selection | accept(trial, ctx)         | True to keep the trial as incumbent           |
 
-ctx keys: iteration, cycle, evaluations_left, slots (free evaluation slots), seed, direction
-("minimize" | "maximize"), space ({name: {type, default, low/high | choices}}), baseline and
-incumbent ({config, metric}), history (list of {trial, config, changes, metric, status,
-accepted, source}, oldest first), frozen (parameter names the researcher must not change), neighbors
-({name: [values]}: canonical steps from the incumbent's value -- /2 and x2 for floats, -1, +1, /2
-and x2 for ints, the other choices for categoricals -- clipped to the space, current value
-excluded), noise_margin (how much better than the incumbent a trial must be to count: k x the
-noise sigma measured on repeated baseline evaluations, 0.0 unless the run asks for it) and memory
-(a JSON dict private to the mechanism: mutate it in place and the change is kept for the next
-call).
+The shapes are the TypedDicts below (Ctx, Candidate, TrialView, HistoryEntry); `build_ctx` is
+the one place a ctx is made, for the inner loop and for validation alike. In ctx: `neighbors`
+are canonical steps from the incumbent's value (/2 and x2 for floats, -1, +1, /2 and x2 for ints,
+the other choices for categoricals; clipped to the space, current value excluded); `noise_margin`
+is how much better than the incumbent a trial must be to count (k x the noise sigma measured on
+repeated baseline evaluations, 0.0 unless the run asks for it); `memory` is a JSON dict private
+to the mechanism: mutate it in place and the change is kept for the next call.
 
-A candidate is {"changes": {param: value}, "source": str, "hypothesis": str}. The candidates
-that propose returns come before the researcher's own, so with one free slot the default
-select evaluates the mechanism's first proposal.
-A trial is {"trial": int, "config": dict, "changes": dict, "metric": float | None,
-"status": "ok" | "crash" | "timeout" | "nan" | "oom"}.
+The candidates that propose returns come before the researcher's own, so with one free slot the
+default select evaluates the mechanism's first proposal.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
+
+if TYPE_CHECKING:  # the sandbox worker imports this module: no pydantic at its start-up
+    from bilevel.objectives.space import SearchSpace
 
 SLOTS: dict[str, tuple[str, ...]] = {
     "tool": ("propose", "advise"),
@@ -46,23 +43,167 @@ HOOKS: dict[str, tuple[str, ...]] = {
     "select": ("candidates", "ctx"),
     "accept": ("trial", "ctx"),
 }
-CTX_KEYS = (
-    "iteration",
-    "cycle",
-    "evaluations_left",
-    "slots",
-    "seed",
-    "direction",
-    "space",
-    "baseline",
-    "incumbent",
-    "history",
-    "frozen",
-    "neighbors",
-    "noise_margin",
-    "memory",
-)
-HISTORY_KEYS = ("trial", "config", "changes", "metric", "status", "accepted", "source")
+Direction = Literal["minimize", "maximize"]
+TrialStatus = Literal["ok", "crash", "timeout", "nan", "oom"]
+
+
+class MetricPoint(TypedDict):
+    """A config and its metric (the baseline, the incumbent)."""
+
+    config: dict[str, Any]
+    metric: float | None
+
+
+class Candidate(TypedDict):
+    """A proposal: the changes to the incumbent's config, who proposed it, and why."""
+
+    changes: dict[str, Any]
+    source: str
+    hypothesis: str
+
+
+class TrialView(TypedDict):
+    """A trial as `accept` sees it."""
+
+    trial: int
+    config: dict[str, Any]
+    changes: dict[str, Any]
+    metric: float | None
+    status: TrialStatus
+
+
+class HistoryEntry(TrialView):
+    """A decided trial in ctx["history"]."""
+
+    accepted: bool
+    source: str
+
+
+class Ctx(TypedDict):
+    """What every hook receives as ctx."""
+
+    iteration: int
+    cycle: int
+    evaluations_left: int
+    slots: int  # free evaluation slots
+    seed: int
+    direction: Direction
+    space: dict[str, dict[str, Any]]  # {name: {type, default, low/high | choices}}
+    baseline: MetricPoint
+    incumbent: MetricPoint
+    history: list[HistoryEntry]  # oldest first
+    frozen: list[str]  # parameters the researcher must not change
+    neighbors: dict[str, list[Any]]
+    noise_margin: float
+    memory: dict[str, Any]
+
+
+CTX_KEYS = tuple(Ctx.__annotations__)
+HISTORY_KEYS = tuple(HistoryEntry.__annotations__)  # TrialView's keys, then its own
+
+
+def history_entry(trial: dict[str, Any]) -> HistoryEntry:
+    """A ledger trial row (decoded) as ctx["history"] shows it."""
+    entry = {k: trial[k] for k in HISTORY_KEYS}
+    entry["accepted"] = bool(entry["accepted"])
+    return entry  # type: ignore[return-value]
+
+
+def build_ctx(
+    *,
+    space: SearchSpace,
+    iteration: int,
+    cycle: int,
+    evaluations_left: int,
+    slots: int,
+    seed: int,
+    direction: Direction,
+    baseline: MetricPoint,
+    incumbent: MetricPoint,
+    history: list[HistoryEntry],
+    frozen: list[str],
+    noise_margin: float,
+    memory: dict[str, Any] | None = None,
+) -> Ctx:
+    """The ctx of one hook call (the only place one is built)."""
+    return {
+        "iteration": iteration,
+        "cycle": cycle,
+        "evaluations_left": evaluations_left,
+        "slots": slots,
+        "seed": seed,
+        "direction": direction,
+        "space": space.to_json(),
+        "baseline": {"config": baseline["config"], "metric": baseline["metric"]},
+        "incumbent": {"config": incumbent["config"], "metric": incumbent["metric"]},
+        "history": history,
+        "frozen": list(frozen),
+        "neighbors": space.neighbors(incumbent["config"]),
+        "noise_margin": noise_margin,
+        "memory": {} if memory is None else memory,
+    }
+
+
+# --- mechanism records -------------------------------------------------------------------
+
+MechanismStatus = Literal[
+    "default", "installed", "candidate", "validated", "rejected", "probation", "declined",
+    "adopted", "reverted",
+]  # fmt: skip
+# Who may become what: the built-in default never changes; a user's file is installed or
+# rejected by validation; a meta-researcher's candidate is validated or rejected, a validated one
+# goes on probation (or is declined by a person with --approve), and a probation ends adopted or
+# reverted.
+TRANSITIONS: dict[str, tuple[str, ...]] = {
+    "default": (),
+    "installed": (),
+    "candidate": ("validated", "rejected"),
+    "validated": ("probation", "declined"),
+    "probation": ("adopted", "reverted"),
+    "adopted": (),
+    "rejected": (),
+    "declined": (),
+    "reverted": (),
+}
+
+
+class Mechanism(TypedDict):
+    """A mechanism by reference: its source is the ledger's `mechanisms` row of this id and its
+    memory the ledger blob `memory_ref` (None: empty), so checkpoints never copy either."""
+
+    id: str
+    name: str
+    hooks: list[str]  # hooks the source defines (from validation)
+    memory_ref: str | None
+    parent: str | None
+    status: MechanismStatus
+
+
+def new_mechanism(
+    mech_id: str,
+    name: str,
+    status: MechanismStatus,
+    parent: str | None = None,
+    hooks: list[str] | None = None,
+) -> Mechanism:
+    """A mechanism record (the only place one is built)."""
+    return {
+        "id": mech_id,
+        "name": name,
+        "hooks": list(hooks or []),
+        "memory_ref": None,
+        "parent": parent,
+        "status": status,
+    }
+
+
+def with_status(mech: Mechanism, status: MechanismStatus) -> Mechanism:
+    """mech moved to status; raises ValueError on a transition the lifecycle does not allow."""
+    if status not in TRANSITIONS[mech["status"]]:
+        raise ValueError(f"mechanism {mech['id']}: {mech['status']} -> {status} is not allowed")
+    return {**mech, "status": status}
+
+
 MAX_PROPOSALS = 16
 MAX_ADVICE_CHARS = 2000
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bilevel.agents.meta_researcher import reward
-from bilevel.ledger import Ledger
+from bilevel.store.ledger import Ledger
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS mechanisms (

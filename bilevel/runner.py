@@ -16,17 +16,16 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
 
 from bilevel.agents import classical
-from bilevel.agents.executor import Executor
 from bilevel.config import CLASSICAL_ARMS, RunConfig
+from bilevel.execution.executor import Executor
 from bilevel.graphs.context import ChatFactory, Context, ProgressFn
 from bilevel.graphs.outer import build_bilevel_graph
-from bilevel.graphs.setup import claim_run_dir
-from bilevel.ledger import LEDGER_FILE, Ledger
 from bilevel.library import open_library
 from bilevel.objectives import make_objective
-from bilevel.report import open_ledger, summary_of
-from bilevel.rundir import RunDirLock
+from bilevel.reporting.report import summary_of
 from bilevel.sandbox.pool import SandboxPool
+from bilevel.store.ledger import LEDGER_FILE, Ledger, open_ledger
+from bilevel.store.rundir import RunDirLock, claim_run_dir
 
 CHECKPOINT_FILE = "checkpoints.sqlite"
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from bilevel.graphs.slots import decided_before
 from bilevel.graphs.state import BilevelState
-from bilevel.ledger import Ledger
+from bilevel.store.ledger import Ledger
 
 
 def improvement(start: float | None, end: float | None, direction: str) -> float:

@@ -15,14 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bilevel.agents.executor import Executor, LocalExecutor
 from bilevel.agents.llm import LLM, make_chat
-from bilevel.agents.local_llm import LocalServer
 from bilevel.config import LLMSettings
+from bilevel.execution.executor import Executor, LocalExecutor
+from bilevel.execution.local_llm import LocalServer
 from bilevel.graphs.history import TrialHistory
-from bilevel.ledger import LEDGER_FILE, AsyncLedger, Ledger, dumps
 from bilevel.objectives import Objective, objective_for, registered
 from bilevel.sandbox.pool import SandboxPool
+from bilevel.store.ledger import LEDGER_FILE, AsyncLedger, Ledger, dumps
 
 ProgressFn = Callable[[dict[str, Any]], None]
 ChatFactory = Callable[[LLMSettings, str, str | None], Any]

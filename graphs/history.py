@@ -12,7 +12,7 @@ import bisect
 from typing import Any
 
 from bilevel.agents.researcher import canonical
-from bilevel.ledger import AsyncLedger
+from bilevel.store.ledger import AsyncLedger
 
 
 class EvaluatedBefore:

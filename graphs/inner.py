@@ -27,7 +27,7 @@ from bilevel.graphs.slots import Slots, decided_before, free_slots
 from bilevel.graphs.state import Assignment, BilevelState
 from bilevel.graphs.trials import ensure_running, finish
 from bilevel.objectives import SearchSpace, SpaceError
-from bilevel.results import write_results
+from bilevel.store.results import write_results
 
 
 def check_candidate(

@@ -17,23 +17,13 @@ from langgraph.types import Command
 from bilevel.agents import llm_meta, meta_researcher
 from bilevel.agents.llm import BudgetExhausted, LLMFailure
 from bilevel.config import LLMSettings
+from bilevel.contract import Mechanism, new_mechanism
 from bilevel.graphs.context import Context, context_of
 from bilevel.graphs.setup import mechanism_row
-from bilevel.graphs.state import BilevelState, Mechanism
-from bilevel.ledger import AsyncLedger
+from bilevel.graphs.state import BilevelState
+from bilevel.store.ledger import AsyncLedger
 
 LLM_ERRORS = (LLMFailure, BudgetExhausted, ValueError)
-
-
-def candidate(cid: str, name: str, parent: str) -> Mechanism:
-    return {
-        "id": cid,
-        "name": name,
-        "hooks": [],
-        "memory_ref": None,
-        "parent": parent,
-        "status": "candidate",
-    }
 
 
 async def meta_research(
@@ -64,7 +54,9 @@ async def meta_research(
         except LLM_ERRORS as exc:
             await note(ledger, state, "llm_fallback", {"step": "repair", "reason": str(exc)})
             return Command(update={"repair": None}, goto="run_inner")
-        cand = candidate(f"c{cycle}-llm-r{repair['round']}", "llm", current["id"])
+        cand = new_mechanism(
+            f"c{cycle}-llm-r{repair['round']}", "llm", "candidate", parent=current["id"]
+        )
         diff = meta_researcher.diff(failed, source, repair["id"], cand["id"])
         await ledger.add_mechanism(mechanism_row(cand, source, "llm-repair", cycle, diff, {}, None))
         return Command(update={"candidate_mechanism": cand}, goto="validate")
@@ -73,7 +65,7 @@ async def meta_research(
     if cfg["arm"] in ("params", "full"):
         update["inner_params"] = await new_params(state, context, ledger, llm, current_source)
     if cfg["arm"] in ("mechanism", "full"):
-        cand = await new_mechanism(state, ledger, llm, update, current_source)
+        cand = await write_candidate(state, ledger, llm, update, current_source)
         if cand is not None:
             update["candidate_mechanism"] = cand
             return Command(update=update, goto="validate")
@@ -111,7 +103,7 @@ async def new_params(
     return params
 
 
-async def new_mechanism(
+async def write_candidate(
     state: BilevelState,
     ledger: AsyncLedger,
     llm: Any,
@@ -124,7 +116,7 @@ async def new_mechanism(
             source = await llm_meta.generate(
                 llm, current_source, state["assessment"], cfg["hook_timeout_s"]
             )
-            cand = candidate(f"c{cycle}-llm", "llm", current["id"])
+            cand = new_mechanism(f"c{cycle}-llm", "llm", "candidate", parent=current["id"])
             diff = meta_researcher.diff(current_source, source, current["id"], cand["id"])
             await ledger.add_mechanism(mechanism_row(cand, source, "llm", cycle, diff, {}, None))
             return cand
@@ -137,7 +129,7 @@ async def new_mechanism(
     if choice is None:
         return None
     name, values, source = choice
-    cand = candidate(f"c{cycle}-{name}", name, current["id"])
+    cand = new_mechanism(f"c{cycle}-{name}", name, "candidate", parent=current["id"])
     memory["params"] = {cand["id"]: values}  # only the candidate's: state stays O(1) in cycles
     diff = meta_researcher.diff(current_source, source, current["id"], cand["id"])
     await ledger.add_mechanism(mechanism_row(cand, source, "library", cycle, diff, values, None))

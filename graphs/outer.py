@@ -20,6 +20,7 @@ from langgraph.types import Command, interrupt
 
 from bilevel.agents import meta_researcher
 from bilevel.config import InnerParams
+from bilevel.contract import Mechanism, with_status
 from bilevel.graphs.assessment import adopt_rule, assess_cycle, gate_evidence, trial_gains
 from bilevel.graphs.context import Context, context_of
 from bilevel.graphs.inner import build_inner_graph
@@ -27,8 +28,8 @@ from bilevel.graphs.meta import meta_research
 from bilevel.graphs.setup import default_mechanism, setup
 from bilevel.graphs.slots import Slots, decided_before
 from bilevel.graphs.state import BilevelState, InputState, OutputState
-from bilevel.results import write_results
 from bilevel.sandbox.validation import validate_mechanism
+from bilevel.store.results import write_results
 
 META_ARMS = ("params", "mechanism", "full")
 
@@ -78,7 +79,8 @@ async def assess(
             why = f"improvement {gain:.6g} vs previous cycle {prev:.6g}"
         verb = "adopt" if adopted else "revert"
         decision = f"{verb} {mech['id']}: {why}"
-        await ledger.set_mechanism_status(mech["id"], "adopted" if adopted else "reverted", effect)
+        verdict = with_status(mech, "adopted" if adopted else "reverted")
+        await ledger.set_mechanism_status(mech["id"], verdict["status"], effect)
         memory = copy.deepcopy(state["meta_memory"])
         meta_researcher.credit(
             memory,
@@ -88,9 +90,7 @@ async def assess(
         )
         update["meta_memory"] = memory
         update["mechanism"] = (
-            {**mech, "status": "adopted"}
-            if adopted
-            else state["previous_mechanism"] or default_mechanism()
+            verdict if adopted else state["previous_mechanism"] or default_mechanism()
         )
         update["previous_mechanism"] = None
     await ledger.add_cycle(
@@ -146,8 +146,8 @@ async def validate(
         contexts=[await slots.ctx()],
         timeout_s=state["config"]["hook_timeout_s"],
     )
-    status = "validated" if report.ok else "rejected"
-    await slots.ledger.set_validation(cand["id"], status, report.to_json())
+    cand = with_status(cand, "validated" if report.ok else "rejected")
+    await slots.ledger.set_validation(cand["id"], cand["status"], report.to_json())
     cand["hooks"] = report.hooks
     update: dict[str, Any] = {"candidate_mechanism": cand, "repair": None}
     if report.ok:
@@ -167,7 +167,8 @@ async def adopt(state: BilevelState, runtime: Runtime[Context]) -> dict[str, Any
     """Install the validated candidate on probation; its parent is kept to revert to. With
     --approve, a person sees the diff and the validation first (a LangGraph interrupt)."""
     ledger = await context_of(runtime).aledger(state["run_dir"])
-    cand = {**state["candidate_mechanism"], "status": "probation"}  # type: ignore[dict-item]
+    validated: Mechanism = state["candidate_mechanism"]  # type: ignore[assignment]
+    cand = with_status(validated, "probation")
     if state["config"].get("approve"):
         rows = await ledger.query(
             "SELECT diff, validation FROM mechanisms WHERE id = ?", (cand["id"],)
@@ -180,9 +181,11 @@ async def adopt(state: BilevelState, runtime: Runtime[Context]) -> dict[str, Any
             }
         )
         if str(answer).strip().lower() not in ("y", "yes", "approve", "true"):
-            await ledger.set_mechanism_status(cand["id"], "declined")
+            await ledger.set_mechanism_status(
+                cand["id"], with_status(validated, "declined")["status"]
+            )
             return {"candidate_mechanism": None}
-    await ledger.set_mechanism_status(cand["id"], "probation")
+    await ledger.set_mechanism_status(cand["id"], cand["status"])
     return {
         "previous_mechanism": state["mechanism"],
         "mechanism": cand,

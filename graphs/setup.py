@@ -14,27 +14,18 @@ from langgraph.runtime import Runtime
 
 from bilevel.agents import classical, meta_researcher, researcher
 from bilevel.config import CLASSICAL_ARMS, InnerParams, RunConfig
+from bilevel.contract import Mechanism, new_mechanism
 from bilevel.graphs.context import Context, context_of
-from bilevel.graphs.state import Assignment, BilevelState, InputState, Mechanism
+from bilevel.graphs.state import Assignment, BilevelState, InputState
 from bilevel.graphs.trials import run_trial
-from bilevel.ledger import AsyncLedger, Ledger
-from bilevel.results import write_results
 from bilevel.sandbox.validation import validate_mechanism
-
-
-class RunDirConflict(ValueError):
-    """The run directory holds a different run."""
+from bilevel.store.ledger import AsyncLedger
+from bilevel.store.results import write_results
+from bilevel.store.rundir import claim_run_dir
 
 
 def default_mechanism() -> Mechanism:
-    return {
-        "id": "default",
-        "name": "default",
-        "hooks": [],
-        "memory_ref": None,
-        "parent": None,
-        "status": "default",
-    }
+    return new_mechanism("default", "default", "default")
 
 
 def mechanism_row(
@@ -61,20 +52,6 @@ def mechanism_row(
     }
 
 
-def claim_run_dir(ledger: Ledger, config: RunConfig) -> None:
-    """Record the run's config in its ledger, or refuse a directory that holds another run."""
-    mine = config.model_dump()
-    theirs = ledger.get_meta("config")
-    if theirs is None:
-        ledger.set_meta("config", mine)
-    elif theirs != mine:
-        raise RunDirConflict(
-            f"run dir {ledger.path.parent} belongs to another run "
-            f"(objective {theirs['objective']}, arm {theirs['arm']}, seed {theirs['seed']}): "
-            "resume it with `bilevel resume` or choose another --run-dir"
-        )
-
-
 def labels(config: RunConfig) -> dict[str, str]:
     """What proposes and what writes mechanisms, said plainly (the CLI and the ledger show it)."""
 
@@ -94,19 +71,10 @@ def labels(config: RunConfig) -> dict[str, str]:
 async def install_user_mechanism(context: Context, ledger: AsyncLedger, source: str) -> Mechanism:
     """`--mechanism FILE`: validated like generated code; the default stays if it is rejected."""
     report = await validate_mechanism(await context.sandbox(), source)
-    mech: Mechanism = {
-        "id": "user",
-        "name": "user",
-        "hooks": report.hooks,
-        "memory_ref": None,
-        "parent": "default",
-        "status": "installed",
-    }
     status = "installed" if report.ok else "rejected"
+    mech = new_mechanism("user", "user", status, parent="default", hooks=report.hooks)
     diff = meta_researcher.diff("", source, "default", "user")
-    await ledger.add_mechanism(
-        mechanism_row({**mech, "status": status}, source, "file", 0, diff, {}, report.to_json())
-    )
+    await ledger.add_mechanism(mechanism_row(mech, source, "file", 0, diff, {}, report.to_json()))
     return mech if report.ok else default_mechanism()
 
 

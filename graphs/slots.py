@@ -12,12 +12,21 @@ import hashlib
 from collections.abc import Callable
 from typing import Any
 
-from bilevel.contract import HookTypeError, call_default, check_plain, check_result
+from bilevel.contract import (
+    Ctx,
+    HookTypeError,
+    Mechanism,
+    build_ctx,
+    call_default,
+    check_plain,
+    check_result,
+    history_entry,
+)
 from bilevel.graphs.context import Context, context_of
 from bilevel.graphs.history import TrialHistory
-from bilevel.graphs.state import BilevelState, Mechanism, Point
-from bilevel.ledger import AsyncLedger
+from bilevel.graphs.state import BilevelState, Point
 from bilevel.objectives import Objective
+from bilevel.store.ledger import AsyncLedger
 
 HISTORY_LIMIT = 500  # trials of the current trace a hook sees (most recent)
 Check = Callable[[Any], "str | None"]
@@ -66,48 +75,31 @@ class Slots:
     async def ctx(
         self,
         incumbent: Point | None = None,
-        extra_history: list[dict[str, Any]] | None = None,
         before: int | None = None,
-    ) -> dict[str, Any]:
+    ) -> Ctx:
         """The JSON ctx every hook receives (see bilevel.contract).
 
         History holds the trace's trials with ids below `before` (default: every decided trial):
         a replayed node must not see trials that its first execution went on to record.
         """
-        state, space = self.state, self.objective.space
+        state = self.state
         incumbent = incumbent or state["incumbent"]
         trials = await self.history(before or decided_before(state), HISTORY_LIMIT)
-        history = [
-            {
-                "trial": t["trial"],
-                "config": t["config"],
-                "changes": t["changes"],
-                "metric": t["metric"],
-                "status": t["status"],
-                "accepted": bool(t["accepted"]),
-                "source": t["source"],
-            }
-            for t in trials
-        ] + (extra_history or [])
-        return {
-            "iteration": state["iteration"],
-            "cycle": state["cycle_index"],
-            "evaluations_left": state["evals_left"],
-            "slots": max(1, free_slots(state)),
-            "seed": state["config"]["seed"],
-            "direction": self.objective.direction,
-            "space": space.to_json(),
-            "baseline": {
-                "config": state["baseline"]["config"],
-                "metric": state["baseline"]["metric"],
-            },
-            "incumbent": {"config": incumbent["config"], "metric": incumbent["metric"]},
-            "history": history[-HISTORY_LIMIT:],
-            "frozen": list(state["inner_params"].get("frozen", [])),
-            "neighbors": space.neighbors(incumbent["config"]),
-            "noise_margin": state.get("noise_margin", 0.0),
-            "memory": {},
-        }
+        history = [history_entry(t) for t in trials]
+        return build_ctx(
+            space=self.objective.space,
+            iteration=state["iteration"],
+            cycle=state["cycle_index"],
+            evaluations_left=state["evals_left"],
+            slots=max(1, free_slots(state)),
+            seed=state["config"]["seed"],
+            direction=self.objective.direction,  # type: ignore[arg-type]
+            baseline=state["baseline"],
+            incumbent=incumbent,
+            history=history[-HISTORY_LIMIT:],
+            frozen=state["inner_params"].get("frozen", []),
+            noise_margin=state.get("noise_margin", 0.0),
+        )
 
     async def call(self, hook: str, args: list[Any], key: str, check: Check | None = None) -> Any:
         """Run one hook of the mechanism; on any failure use the default, and record the call.

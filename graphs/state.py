@@ -8,23 +8,13 @@ from __future__ import annotations
 
 from typing import Any, TypedDict
 
+from bilevel.contract import Mechanism
+
 
 class Point(TypedDict):
     config: dict[str, Any]
     metric: float | None
     trial: int
-
-
-class Mechanism(TypedDict):
-    """A mechanism by reference: its source is the ledger's `mechanisms` row of this id and its
-    memory the ledger blob `memory_ref` (None: empty), so checkpoints never copy either."""
-
-    id: str
-    name: str
-    hooks: list[str]  # hooks the source defines (from validation)
-    memory_ref: str | None
-    parent: str | None
-    status: str  # default | installed | probation | adopted | reverted
 
 
 class Assignment(TypedDict):

@@ -12,11 +12,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from bilevel.agents.evaluator import eval_seed
-from bilevel.agents.executor import EvalRequest
+from bilevel.execution.evaluator import eval_seed
+from bilevel.execution.executor import EvalRequest
 from bilevel.graphs.context import Context
 from bilevel.graphs.state import Assignment
-from bilevel.ledger import AsyncLedger
+from bilevel.store.ledger import AsyncLedger
 
 
 async def run_trial(

@@ -11,7 +11,7 @@ import random
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from bilevel.contract import HOOKS, HookTypeError, check_result
+from bilevel.contract import HOOKS, HookTypeError, build_ctx, check_result
 from bilevel.objectives.space import SearchSpace
 from bilevel.sandbox.policy import PolicyError, compile_mechanism
 from bilevel.sandbox.pool import CallResult, SandboxPool
@@ -86,16 +86,19 @@ def _context(
 ) -> dict[str, Any]:
     best = min((t["metric"] for t in history if t["accepted"]), default=metric)
     config = _defaults(space)
-    ctx = {
-        "iteration": len(history), "cycle": 0, "evaluations_left": 20, "slots": 1, "seed": 7,
-        "direction": "minimize", "space": space,
-        "baseline": {"config": config, "metric": metric},
-        "incumbent": {"config": config, "metric": best},
-        "history": history, "frozen": [], "memory": {}, "noise_margin": 0.0,
-        "neighbors": SearchSpace.from_json(space).neighbors(config),
-    }  # fmt: skip
-    ctx.update(extra)
-    return ctx
+    shape = {"slots": 1, "direction": "minimize", "frozen": [], **extra}
+    return build_ctx(
+        space=SearchSpace.from_json(space),
+        iteration=len(history),
+        cycle=0,
+        evaluations_left=20,
+        seed=7,
+        baseline={"config": config, "metric": metric},
+        incumbent={"config": config, "metric": best},
+        history=history,  # type: ignore[arg-type]
+        noise_margin=0.0,
+        **shape,
+    )  # type: ignore[return-value]
 
 
 def synthetic_contexts() -> list[tuple[str, dict[str, Any]]]:

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bilevel.ledger import TIMING_COLUMNS
+from bilevel.store.ledger import TIMING_COLUMNS
 
 BILEVEL = [sys.executable, "-m", "bilevel.cli"]
 TABLES = ("trials", "notes", "mechanisms", "cycles", "hook_calls")

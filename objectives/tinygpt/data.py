@@ -15,15 +15,11 @@ from pathlib import Path
 import torch
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
-VOCAB_SIZE = 256
 # SHA-256 of the uncompressed texts written by build_corpus.py (CPython 3.11.7 sources).
 SHA256 = {
     "train": "fcbd92a8f77e75e7268e09628cf91fda7b15bd13aceb3fdb2ce02719e2e58977",
     "val": "acc01d537cf9a51e9ac1192fc1f1d4f17cb5d4de12c50bc2f11b0c98d1ab2ea1",
 }
-# Scored target bytes: a power of two, so every power-of-two seq_len tiles it exactly and every
-# config is scored on exactly the same bytes.
-DEFAULT_VAL_TARGETS = 65_536
 
 
 class CorpusError(RuntimeError):

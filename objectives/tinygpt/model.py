@@ -9,37 +9,17 @@ a ReLU^2 MLP; no biases anywhere; a tied or untied output head.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bilevel.objectives.tinygpt.config import GPTConfig
+
 ROPE_BASE = 10_000.0
 MLP_RATIO = 4
 # Untied: a near-zero head starts every prediction near uniform, as nanochat does.
 HEAD_INIT_STD = 0.001
-
-
-@dataclass(frozen=True)
-class GPTConfig:
-    vocab_size: int = 256
-    seq_len: int = 256
-    depth: int = 4
-    n_embd: int = 128
-    n_head: int = 4
-    tie_embeddings: bool = False
-
-    def problems(self) -> list[str]:
-        """Why this config cannot be built (empty if it can)."""
-        out = []
-        if min(self.vocab_size, self.seq_len, self.depth, self.n_embd, self.n_head) < 1:
-            out.append("vocab_size, seq_len, depth, n_embd and n_head must all be >= 1")
-        elif self.n_embd % self.n_head:
-            out.append(f"n_embd {self.n_embd} is not divisible by n_head {self.n_head}")
-        elif (self.n_embd // self.n_head) % 2:
-            out.append(f"head dim {self.n_embd // self.n_head} must be even for RoPE")
-        return out
 
 
 def rms_norm(x: torch.Tensor) -> torch.Tensor:

@@ -21,7 +21,7 @@ from typing import Any
 from bilevel.objectives.base import EvalResult, Status, register
 from bilevel.objectives.script_run import run_command
 from bilevel.objectives.space import Param, SearchSpace
-from bilevel.objectives.tinygpt.train import PARENT_PID_ENV, TrainConfig, parse_config
+from bilevel.objectives.tinygpt.config import PARENT_PID_ENV, TrainConfig, parse_config
 
 TRAIN_MODULE = "bilevel.objectives.tinygpt.train"
 LOG_TAIL_LINES = 30

@@ -64,9 +64,7 @@ async def test_batch_abatch_and_single_runs_agree(tmp_path: Path):
                 if r["objective"] == objective and r["arm"] == arm
             ]
             line = next(
-                ln
-                for ln in proc.stdout.splitlines()
-                if ln.split()[:3] == [objective, arm, "2"]
+                ln for ln in proc.stdout.splitlines() if ln.split()[:3] == [objective, arm, "2"]
             )
             assert float(line.split()[3]) == pytest.approx(statistics.fmean(values), rel=1e-5)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bilevel.results import COLUMNS
+from bilevel.store.results import COLUMNS
 from tests.helpers import bilevel, show_json
 
 pytestmark = pytest.mark.slow

@@ -39,9 +39,9 @@ from typing import Any
 
 import pytest
 
-from bilevel.agents.evaluator import eval_seed
 from bilevel.config import RunConfig
 from bilevel.contract import better
+from bilevel.execution.evaluator import eval_seed
 from bilevel.objectives import make_objective
 from bilevel.runner import arun
 from bilevel.sandbox.pool import SandboxPool

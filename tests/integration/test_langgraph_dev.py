@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from langgraph_sdk import get_client
 
-from bilevel.report import summarize
+from bilevel.reporting.report import summarize
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,7 +9,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 from bilevel import RunConfig, build_graph
 from bilevel.graphs.context import Context
-from bilevel.report import summarize
+from bilevel.reporting.report import summarize
 from bilevel.sandbox.pool import SandboxPool
 from tests.helpers import bilevel
 

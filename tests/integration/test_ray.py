@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 
 from bilevel import RunConfig
-from bilevel.agents.executor import LocalExecutor
+from bilevel.execution.executor import LocalExecutor
 from bilevel.runner import arun
 from tests.helpers import ledger_query as rows
 
 ray = pytest.importorskip("ray", reason="the ray extra is not installed")
-from bilevel.agents.ray_executor import RayExecutor  # noqa: E402
+from bilevel.execution.ray_executor import RayExecutor  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

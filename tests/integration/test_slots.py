@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from bilevel import RunConfig
-from bilevel.agents.executor import EvalRequest, LocalExecutor
+from bilevel.execution.executor import EvalRequest, LocalExecutor
 from bilevel.runner import arun
 from tests.helpers import BILEVEL, bilevel, ledger_rows, trial_ids
 
@@ -104,7 +104,7 @@ async def test_an_evaluation_past_its_timeout_is_killed_whole():
     ev = await executor.evaluate(request)
     assert ev.result.status == "timeout" and time.perf_counter() - start < 10
     leftover = subprocess.run(
-        ["pgrep", "-f", "synthetic:sleep.*\"seconds\": 30"], capture_output=True, text=True
+        ["pgrep", "-f", 'synthetic:sleep.*"seconds": 30'], capture_output=True, text=True
     )
     assert leftover.stdout.strip() == ""
 
@@ -130,7 +130,7 @@ def test_kill_with_trials_in_flight_then_resume(tmp_path: Path):
         proc.kill()
         proc.wait()
     time.sleep(0.5)  # evaluation processes die with their parent (PR_SET_PDEATHSIG)
-    assert subprocess.run(["pgrep", "-f", "bilevel.agents.evaluator"]).returncode == 1
+    assert subprocess.run(["pgrep", "-f", "bilevel.execution.evaluator"]).returncode == 1
     bilevel("resume", str(killed))
     clean = tmp_path / "clean"
     bilevel("run", *args, "--run-dir", str(clean))

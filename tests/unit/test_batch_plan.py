@@ -8,10 +8,10 @@ import pytest
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from bilevel.agents.executor import LocalExecutor, make_executor
 from bilevel.batch import BatchPlan, arm_means, run_dir_for
 from bilevel.cli import app
-from bilevel.cli_scale import build_executor, parse_seeds
+from bilevel.cli.scale import build_executor, parse_seeds
+from bilevel.execution.executor import LocalExecutor, make_executor
 
 
 def test_seed_ranges():

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bilevel.bench import bootstrap_ci, paired
 from bilevel.graphs.assessment import gate_evidence
+from bilevel.reporting.stats import bootstrap_ci, paired
 
 
 def test_bootstrap_ci_brackets_the_mean():

@@ -1,7 +1,7 @@
 import pytest
 
 from bilevel.contract import HookTypeError, better, check_plain, check_result
-from bilevel.ledger import Ledger
+from bilevel.store.ledger import Ledger
 
 CTX = {"slots": 2, "direction": "minimize", "incumbent": {"metric": 1.0}}
 

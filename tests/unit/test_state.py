@@ -13,9 +13,9 @@ async def test_every_ctx_builder_gives_the_contract_keys(tmp_path):
     from bilevel.contract import CTX_KEYS, HISTORY_KEYS
     from bilevel.graphs.context import Context
     from bilevel.graphs.slots import Slots
-    from bilevel.ledger import AsyncLedger, Ledger
     from bilevel.objectives import make_objective
     from bilevel.sandbox.validation import synthetic_contexts
+    from bilevel.store.ledger import AsyncLedger, Ledger
 
     for name, ctx in synthetic_contexts():
         assert set(ctx) == set(CTX_KEYS), name

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from bilevel.objectives import UnknownObjective, make_objective
+from bilevel.objectives.tinygpt import config as settings
 from bilevel.objectives.tinygpt import data, train
 from bilevel.objectives.tinygpt.model import GPT, GPTConfig, apply_rope, rope_tables
 from bilevel.objectives.tinygpt.objective import CPU_BASELINE, parse_summary, result_from_output
@@ -79,7 +80,7 @@ def test_bits_per_byte_formula():
 
 
 def test_uniform_model_scores_eight_bits_per_byte():
-    config = train.parse_config({**TINY, "val_targets": 1024})
+    config = settings.parse_config({**TINY, "val_targets": 1024})
     model = GPT(config.model_config())
     with torch.no_grad():
         model.head.weight.zero_()  # all logits 0: a uniform guess over 256 bytes
@@ -90,7 +91,7 @@ def test_corpus_is_pinned_and_split():
     train_bytes, val_bytes = data.tokens("train"), data.tokens("val")
     assert 1_000_000 < len(train_bytes) + len(val_bytes) < 2_500_000
     assert 0.05 < len(val_bytes) / (len(train_bytes) + len(val_bytes)) < 0.2
-    assert len(val_bytes) > 2 * data.DEFAULT_VAL_TARGETS + 1  # room for the GPU preset's slice
+    assert len(val_bytes) > 2 * settings.DEFAULT_VAL_TARGETS + 1  # room for the GPU preset's slice
     assert bytes(val_bytes[:12]).startswith(b"# ==== Lib/")
     for name in ("LICENSE-PSF.txt", "ATTRIBUTION.md"):
         assert (data.DATA_DIR / name).stat().st_size > 500
@@ -125,12 +126,12 @@ def test_val_windows_and_batches():
 
 
 def test_lr_schedule_warmup_constant_warmdown():
-    c = train.TrainConfig(warmup_frac=0.1, warmdown_frac=0.4, final_lr_frac=0.2)
+    c = settings.TrainConfig(warmup_frac=0.1, warmdown_frac=0.4, final_lr_frac=0.2)
     assert train.lr_multiplier(0.05, c) == pytest.approx(0.5)
     assert train.lr_multiplier(0.1, c) == train.lr_multiplier(0.6, c) == 1.0
     assert train.lr_multiplier(0.8, c) == pytest.approx(0.6)
     assert train.lr_multiplier(1.0, c) == pytest.approx(0.2)
-    flat = train.TrainConfig(warmup_frac=0.0, warmdown_frac=0.0)
+    flat = settings.TrainConfig(warmup_frac=0.0, warmdown_frac=0.0)
     assert train.lr_multiplier(0.0, flat) == train.lr_multiplier(1.0, flat) == 1.0
 
 
@@ -192,7 +193,7 @@ def test_divergence_is_status_nan(monkeypatch):
 def test_a_run_whose_parent_is_gone_stops(monkeypatch):
     gone = subprocess.Popen(["true"])  # a process that has exited: not our parent any more
     gone.wait()
-    monkeypatch.setenv(train.PARENT_PID_ENV, str(gone.pid))
+    monkeypatch.setenv(settings.PARENT_PID_ENV, str(gone.pid))
     code, summary = train.run({**TINY, "total_batch_size": 128, "budget_tokens": 256})
     reason = f"parent process {gone.pid} exited"
     assert code == 1 and summary == {"status": "crash", "reason": reason}
@@ -230,11 +231,11 @@ def test_objective_space_defaults_are_the_baseline():
     cfg = obj.train_config({"total_batch_size": 4096}, seed=7)
     assert cfg["total_batch_size"] == 4096 and cfg["seed"] == 7
     assert cfg["budget_mode"] == "tokens" and cfg["device"] == "cpu"
-    assert train.parse_config(cfg).grad_accum == 2
+    assert settings.parse_config(cfg).grad_accum == 2
     assert obj.train_config({}, seed=7, budget=8192)["budget_tokens"] == 8192
     gpu = make_objective("tinygpt-gpu")
     assert gpu.base.compile and gpu.base.dtype == "bfloat16" and gpu.base.budget_mode == "seconds"
-    assert not train.check(gpu.base)
+    assert not settings.check(gpu.base)
 
 
 def test_objective_options():

@@ -6,21 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from bilevel.graphs.assessment import improvement
-from bilevel.ledger import LEDGER_FILE, Ledger
-
-
-class NotARunDir(ValueError):
-    pass
-
-
-def open_ledger(run_dir: str | Path) -> Ledger:
-    path = Path(run_dir) / LEDGER_FILE
-    if not path.is_file():
-        raise NotARunDir(
-            f"{run_dir} is not a run directory (no {LEDGER_FILE}); "
-            "start one with `bilevel run --run-dir DIR`"
-        )
-    return Ledger(path, readonly=True)
+from bilevel.store.ledger import Ledger, open_ledger
 
 
 def summarize(run_dir: str | Path) -> dict[str, Any]:
@@ -160,8 +146,8 @@ def hook_stats(ledger: Ledger) -> list[dict[str, Any]]:
 
 def write_report(run_dir: str | Path) -> Path:
     """report.md and its PNG figures in run_dir, all from the ledger. Returns report.md's path."""
-    from bilevel import plots
     from bilevel.objectives import make_objective
+    from bilevel.reporting import plots
 
     run_dir = Path(run_dir)
     ledger = open_ledger(run_dir)

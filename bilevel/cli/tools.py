@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from bilevel.cli.common import USER_ERRORS, fail, out
 from bilevel.config import first_error
 from bilevel.objectives import UnknownObjective, registered
 from bilevel.objectives.script_config import draft_space
@@ -22,7 +23,6 @@ def mechanism_check(
     timeout: Annotated[float, typer.Option(help="Seconds one hook call may take.")] = 1.0,
 ) -> None:
     """Validate a mechanism exactly as generated code is validated; exit 1 if it is rejected."""
-    from bilevel.cli import fail, out
 
     if not file.is_file():
         fail(f"mechanism file {file} does not exist")
@@ -64,7 +64,6 @@ def space_draft(
     file: Annotated[Path, typer.Argument(help="A training script with UPPER_CASE constants.")],
 ) -> None:
     """Print a draft search-space TOML inferred from a script's constants (edit, then --space)."""
-    from bilevel.cli import USER_ERRORS, fail
 
     try:
         print(draft_space(file), end="")
@@ -74,8 +73,7 @@ def space_draft(
 
 def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) -> None:
     """Write report.md and its PNG figures into the run directory, from its ledger."""
-    from bilevel.cli import USER_ERRORS, fail, out
-    from bilevel.report import write_report
+    from bilevel.reporting.report import write_report
 
     try:
         path = write_report(run_dir)

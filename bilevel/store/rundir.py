@@ -1,4 +1,5 @@
-"""Run-directory ownership: one process at a time works in a run directory.
+"""Run-directory ownership: a directory holds one run (its config, claimed in the ledger), and
+one process at a time works in it.
 
 The lock is an advisory `flock` on `RUN_DIR/.lock`, held for the whole run and released by the
 kernel when the process ends, however it ends (a SIGKILL leaves no stale lock behind).
@@ -10,7 +11,14 @@ import fcntl
 import os
 from pathlib import Path
 
+from bilevel.config import RunConfig
+from bilevel.store.ledger import Ledger
+
 LOCK_FILE = ".lock"
+
+
+class RunDirConflict(ValueError):
+    """The run directory holds a different run."""
 
 
 class RunDirBusy(ValueError):
@@ -44,3 +52,17 @@ class RunDirLock:
         if self.fd is not None:
             os.close(self.fd)  # closing drops the flock
             self.fd = None
+
+
+def claim_run_dir(ledger: Ledger, config: RunConfig) -> None:
+    """Record the run's config in its ledger, or refuse a directory that holds another run."""
+    mine = config.model_dump()
+    theirs = ledger.get_meta("config")
+    if theirs is None:
+        ledger.set_meta("config", mine)
+    elif theirs != mine:
+        raise RunDirConflict(
+            f"run dir {ledger.path.parent} belongs to another run "
+            f"(objective {theirs['objective']}, arm {theirs['arm']}, seed {theirs['seed']}): "
+            "resume it with `bilevel resume` or choose another --run-dir"
+        )

@@ -12,48 +12,18 @@ effective. `bench_table(DIR)` rebuilds everything from the ledgers under DIR.
 
 from __future__ import annotations
 
-import itertools
 import json
-import random
 import statistics
 from pathlib import Path
 from typing import Any
 
 from bilevel.config import ARMS
-from bilevel.report import mechanism_use, open_ledger, summary_of
+from bilevel.reporting import plots
+from bilevel.reporting.report import mechanism_use, summary_of
+from bilevel.reporting.stats import bootstrap_ci, paired
+from bilevel.store.ledger import open_ledger
 
-BOOTSTRAP = 4000
 REFERENCES = ("inner", "restart", "optuna-tpe")  # paired comparisons against each
-MAX_EXACT = 16  # seeds up to which the permutation test enumerates every sign flip
-
-
-def bootstrap_ci(values: list[float], seed: int = 0) -> tuple[float, float]:
-    """95% percentile bootstrap interval of the mean."""
-    if len(values) < 2:
-        return (values[0], values[0]) if values else (float("nan"), float("nan"))
-    rng = random.Random(seed)
-    means = sorted(statistics.fmean(rng.choices(values, k=len(values))) for _ in range(BOOTSTRAP))
-    return means[int(0.025 * BOOTSTRAP)], means[int(0.975 * BOOTSTRAP) - 1]
-
-
-def paired(diffs: list[float], seed: int = 0) -> dict[str, float | int | None]:
-    """Mean of paired differences, effect size d_z (mean / sd; None when all differences are
-    equal), two-sided sign-flip permutation p-value."""
-    n = len(diffs)
-    if n == 0:
-        return {"n": 0, "mean_diff": None, "d_z": None, "p": None}
-    mean = statistics.fmean(diffs)
-    sd = statistics.stdev(diffs) if n > 1 else 0.0
-    d_z = mean / sd if sd > 0 else None  # undefined without spread
-    observed = abs(sum(diffs))
-    if n <= MAX_EXACT:
-        flips = itertools.product((1, -1), repeat=n)
-        sums = [abs(sum(s * d for s, d in zip(signs, diffs, strict=True))) for signs in flips]
-    else:
-        rng = random.Random(seed)
-        sums = [abs(sum(rng.choice((1, -1)) * d for d in diffs)) for _ in range(20000)]
-    p = sum(s >= observed - 1e-12 for s in sums) / len(sums)
-    return {"n": n, "mean_diff": mean, "d_z": d_z, "p": p}
 
 
 def run_row(run_dir: Path) -> dict[str, Any]:
@@ -163,8 +133,6 @@ def markdown(stats: list[dict[str, Any]], rows: list[dict[str, Any]]) -> str:
 
 def write_bench(out: Path) -> Path:
     """bench.md, bench.json and one PNG per objective in out, from the ledgers under out."""
-    from bilevel import plots
-
     rows, stats = bench_table(out)
     text = ["# bench", "", markdown(stats, rows)]
     for objective in sorted({r["objective"] for r in rows}):

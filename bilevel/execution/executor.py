@@ -3,7 +3,7 @@ gets back an `Evaluation` (the result plus when the slot was busy and where it r
 
 `local` (default): evaluations on this machine, each non-inline one in its own process group
 (killed whole on timeout), optionally pinned to a device (`CUDA_VISIBLE_DEVICES`) taken from a
-shared pool. `ray` (agents/ray_executor.py): each evaluation a Ray task on a cluster.
+shared pool. `ray` (bilevel/execution/ray_executor.py): each evaluation a Ray task on a cluster.
 
 The executor is runtime, not configuration: a run gives the same results on either, and a run
 started on one may be resumed on the other.
@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
 
-from bilevel.agents.evaluator import evaluate
+from bilevel.execution.evaluator import evaluate
 from bilevel.objectives import EvalResult, objective_for
 
 
@@ -109,7 +109,7 @@ def make_executor(
     if kind == "local":
         return LocalExecutor(devices)
     if kind == "ray":
-        from bilevel.agents.ray_executor import RayExecutor
+        from bilevel.execution.ray_executor import RayExecutor
 
         return RayExecutor(
             ray_address, num_cpus=num_cpus, num_gpus=num_gpus, retries=retries, init_kwargs=ray_init

@@ -326,3 +326,17 @@ class AsyncLedger:
             return await asyncio.to_thread(method, *args, **kwargs)
 
         return call
+
+
+class NotARunDir(ValueError):
+    pass
+
+
+def open_ledger(run_dir: str | Path) -> Ledger:
+    path = Path(run_dir) / LEDGER_FILE
+    if not path.is_file():
+        raise NotARunDir(
+            f"{run_dir} is not a run directory (no {LEDGER_FILE}); "
+            "start one with `bilevel run --run-dir DIR`"
+        )
+    return Ledger(path, readonly=True)

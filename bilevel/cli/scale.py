@@ -1,6 +1,6 @@
 """The scale side of the CLI: executor flags (shared by run, resume and batch) and `bilevel batch`.
 
-Kept apart from bilevel/cli.py so that module stays about one run.
+Kept apart from bilevel/cli/ so that module stays about one run.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import typer
 from pydantic import ValidationError
 from rich.markup import escape
 
-from bilevel.agents.executor import Executor, make_executor
 from bilevel.batch import (
     BatchFailed,
     BatchPlan,
@@ -23,7 +22,9 @@ from bilevel.batch import (
     run_dir_for,
     summary_rows,
 )
+from bilevel.cli.common import USER_ERRORS, err, fail
 from bilevel.config import first_error
+from bilevel.execution.executor import Executor, make_executor
 
 
 def executor_option(text: str) -> Any:
@@ -133,7 +134,6 @@ def run_plan(
 ) -> list[dict[str, Any]]:
     """The plan from a file and flags (flags win), run or resumed; exits 2 on a user mistake,
     130 on Ctrl-C (every run resumable)."""
-    from bilevel.cli import USER_ERRORS, err, fail
 
     if max_concurrency < 1:
         fail("--max-concurrency must be at least 1")
@@ -203,8 +203,8 @@ def bench(
     bootstrap CI, paired comparisons against inner, restart and optuna-tpe, mechanism use) and PNG
     plots.
     Resumable: the same command again continues unfinished runs."""
-    from bilevel.bench import write_bench
     from bilevel.config import ARMS
+    from bilevel.reporting.bench import write_bench
 
     flags = {
         "objectives": split(objectives),
@@ -226,8 +226,7 @@ def bench_report(
     out: Annotated[Path, typer.Argument(help="A bench (or batch) directory.")],
 ) -> None:
     """Rebuild bench.md, bench.json and the plots from the run ledgers under a directory."""
-    from bilevel.bench import write_bench
-    from bilevel.cli import fail
+    from bilevel.reporting.bench import write_bench
 
     if not any(out.rglob("ledger.sqlite")):
         fail(f"{out} holds no run ledgers: run `bilevel bench --out {out}` first")

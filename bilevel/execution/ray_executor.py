@@ -15,8 +15,8 @@ import socket
 import time
 from typing import Any
 
-from bilevel.agents.evaluator import evaluate
-from bilevel.agents.executor import EvalRequest, Evaluation
+from bilevel.execution.evaluator import evaluate
+from bilevel.execution.executor import EvalRequest, Evaluation
 from bilevel.objectives import EvalResult, objective_for
 
 

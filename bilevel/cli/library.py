@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
+from bilevel.cli.common import err, fail
 from bilevel.library import Library, library_path, open_library
 from bilevel.terminal import safe
 
@@ -15,7 +16,6 @@ mechanisms_app = typer.Typer(
 
 
 def _library() -> Library:
-    from bilevel.cli import fail
 
     library = open_library()
     if library is None:
@@ -50,7 +50,6 @@ def show_mechanism(
     mechanism_id: Annotated[str, typer.Argument(help="A library id (or its prefix).")],
 ) -> None:
     """A mechanism's source, parent and every run that tried it."""
-    from bilevel.cli import fail
 
     library = _library()
     try:
@@ -74,7 +73,6 @@ def diff_mechanisms(
     b: Annotated[str, typer.Argument(help="Another library id (or prefix).")],
 ) -> None:
     """The unified diff between two mechanisms' sources."""
-    from bilevel.cli import fail
 
     library = _library()
     try:
@@ -107,7 +105,6 @@ def library_start(
             f"the library ({library_path()}) has no adopted mechanism for {objective} or its "
             f"metric {metric}: run a mechanism or full arm first"
         )
-    from bilevel.cli import err
 
     err.print(
         f"from the library: {best['id']} ({best['name']}, mean reward {best['mean_reward']:.3g})"

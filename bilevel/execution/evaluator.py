@@ -1,7 +1,7 @@
 """The evaluator: runs one trial of the objective and turns any failure into a status.
 
 Objectives marked `inline` (pure, millisecond functions) run in-process; every other objective
-runs in its own subprocess (`python -m bilevel.agents.evaluator`), so a crash, an OOM or a hang
+runs in its own subprocess (`python -m bilevel.execution.evaluator`), so a crash, an OOM or a hang
 costs that trial only. Timeouts kill the subprocess's whole process group.
 """
 
@@ -53,7 +53,7 @@ async def evaluate_in_subprocess(
     env: dict[str, str] | None = None,
 ) -> EvalResult:
     request = json.dumps({"name": name, "options": options, "config": config, "seed": seed})
-    argv = [sys.executable, "-m", "bilevel.agents.evaluator", request]
+    argv = [sys.executable, "-m", "bilevel.execution.evaluator", request]
     run = await run_command(argv, None, {**os.environ, **(env or {})}, timeout_s)
     if run.timed_out:
         return EvalResult(

@@ -9,7 +9,7 @@ import json
 import os
 from pathlib import Path
 
-from bilevel.ledger import Ledger, decode_trial
+from bilevel.store.ledger import Ledger, decode_trial
 
 RESULTS_FILE = "results.tsv"
 COLUMNS = (

@@ -16,7 +16,9 @@ matplotlib.use("Agg")  # files only: no display on servers and CI
 
 import matplotlib.pyplot as plt  # noqa: E402
 
+from bilevel.config import ARMS  # noqa: E402
 from bilevel.objectives import SearchSpace  # noqa: E402
+from bilevel.reporting.stats import bootstrap_ci  # noqa: E402
 
 DPI = 110
 DECISION_COLOURS = {"adopt": "tab:green", "revert": "tab:red", None: "tab:gray"}
@@ -207,8 +209,6 @@ def coverage_plot(trials: list[dict[str, Any]], space: SearchSpace, path: Path) 
 
 def bench_plot(rows: list[dict[str, Any]], objective: str, path: Path) -> Path:
     """Improvement over the baseline per arm: every seed as a dot, the mean with its 95% CI."""
-    from bilevel.bench import bootstrap_ci
-    from bilevel.config import ARMS
 
     arms = [a for a in ARMS if any(r["arm"] == a for r in rows)]
     fig, ax = plt.subplots(figsize=(max(5, 1.1 * len(arms) + 2), 4))

@@ -1,8 +1,4 @@
-"""The `bilevel` command line: run, resume, show, objectives.
-
-User mistakes (an unknown objective, impossible numbers, another run's directory) exit with
-status 2 and one line on stderr, never a traceback.
-"""
+"""`bilevel run`, `resume` and `show`: one run, from its flags to its summary."""
 
 from __future__ import annotations
 
@@ -13,55 +9,29 @@ import os
 import sqlite3
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
-from rich.markup import escape
 
-from bilevel.agents.executor import Executor
-from bilevel.agents.local_llm import LocalModelError
-from bilevel.cli_library import library_start, mechanisms_app
-from bilevel.cli_scale import (
+from bilevel.cli.common import USER_ERRORS, err, fail, out
+from bilevel.cli.library import library_start
+from bilevel.cli.scale import (
     DevicesFlag,
     ExecutorFlag,
     RayAddressFlag,
     RayCpusFlag,
     RayGpusFlag,
-    batch,
-    bench,
-    bench_report,
     build_executor,
 )
-from bilevel.cli_tools import mechanism_app, objectives, report, space_app
 from bilevel.config import ARMS, LLMSettings, RunConfig, first_error
-from bilevel.graphs.setup import RunDirConflict
-from bilevel.objectives import UnknownObjective, registered
+from bilevel.execution.executor import Executor
+from bilevel.objectives import registered
 from bilevel.objectives.script import cli_options as script_cli_options
 from bilevel.progress import RunProgress
-from bilevel.report import NotARunDir, summarize
-from bilevel.sandbox.pool import REQUIRE_ENV, ConfinementError
+from bilevel.reporting.report import summarize
+from bilevel.sandbox.pool import REQUIRE_ENV
 from bilevel.terminal import safe
-
-app = typer.Typer(
-    add_completion=False,
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    help="Bilevel autoresearch: an outer loop that improves how the inner loop searches.",
-)
-err = Console(stderr=True, soft_wrap=True)
-out = Console(soft_wrap=True)
-USER_ERRORS = (
-    ValidationError,
-    UnknownObjective,
-    RunDirConflict,
-    NotARunDir,
-    FileNotFoundError,
-    ValueError,
-    LocalModelError,
-    ConfinementError,
-)
 
 
 def llm_option(text: str) -> Any:
@@ -112,11 +82,6 @@ def disk_full(exc: BaseException) -> bool:
     return isinstance(exc, sqlite3.OperationalError) and "disk is full" in str(exc)
 
 
-def fail(message: str) -> NoReturn:
-    err.print(f"[red]error:[/red] {escape(safe(message))}", highlight=False)  # keep "[bench]"
-    raise typer.Exit(2)
-
-
 def parse_options(pairs: list[str]) -> dict[str, Any]:
     options: dict[str, Any] = {}
     for pair in pairs:
@@ -130,7 +95,6 @@ def parse_options(pairs: list[str]) -> dict[str, Any]:
     return options
 
 
-@app.command()
 def run(
     objective: Annotated[
         str, typer.Option(help="Objective name (see `bilevel objectives`).")
@@ -324,7 +288,6 @@ def run(
     _execute(lambda progress: _arun(config, run_dir, progress, checkpointer, pool), json_out)
 
 
-@app.command()
 def resume(
     run_dir: Annotated[Path, typer.Argument(help="The run directory to continue.")],
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
@@ -350,7 +313,7 @@ def resume(
 
 
 def _run_slots(run_dir: Path) -> int:
-    from bilevel.report import open_ledger
+    from bilevel.store.ledger import open_ledger
 
     ledger = open_ledger(run_dir)
     try:
@@ -417,7 +380,6 @@ def _execute(start: Any, json_out: bool) -> None:
         print_summary(summary)
 
 
-@app.command()
 def show(
     run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
@@ -431,18 +393,6 @@ def show(
         print(json.dumps(summary, indent=2))
     else:
         print_summary(summary)
-
-
-app.command()(batch)
-app.command()(bench)
-app.command("bench-report")(bench_report)
-
-
-app.add_typer(mechanisms_app, name="mechanisms")
-app.add_typer(mechanism_app, name="mechanism")
-app.add_typer(space_app, name="space")
-app.command()(objectives)
-app.command()(report)
 
 
 def print_summary(s: dict[str, Any]) -> None:
@@ -478,14 +428,3 @@ def print_summary(s: dict[str, Any]) -> None:
 
 def fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.6f}"
-
-
-def main() -> None:
-    try:
-        app()
-    except KeyboardInterrupt:
-        sys.exit(130)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,42 @@
+"""The `bilevel` command line: every command, registered on one Typer app.
+
+run, resume, show (cli/run.py) · batch, bench, bench-report (cli/scale.py) ·
+objectives, report, mechanism check, space draft (cli/tools.py) · mechanisms (cli/library.py)
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from bilevel.cli.library import mechanisms_app
+from bilevel.cli.run import resume, run, show
+from bilevel.cli.scale import batch, bench, bench_report
+from bilevel.cli.tools import mechanism_app, objectives, report, space_app
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Bilevel autoresearch: an outer loop that improves how the inner loop searches.",
+)
+
+app.command()(run)
+app.command()(resume)
+app.command()(show)
+app.command()(batch)
+app.command()(bench)
+app.command("bench-report")(bench_report)
+app.add_typer(mechanisms_app, name="mechanisms")
+app.add_typer(mechanism_app, name="mechanism")
+app.add_typer(space_app, name="space")
+app.command()(objectives)
+app.command()(report)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,5 @@
+"""python -m bilevel.cli"""
+
+from bilevel.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Reporting: run summaries, plots and the bench statistics, all read from ledgers."""
