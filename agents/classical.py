@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bilevel.objectives import SearchSpace
 
-ARMS = {"random": "random", "optuna-tpe": "tpe"}
+if TYPE_CHECKING:
+    from bilevel.agents.roles import ResearchRequest
+    from bilevel.contract import Candidate
+
 LABELS = {
     "random": "random (Optuna RandomSampler: uniform over the space, no LLM)",
     "tpe": "optuna-tpe (Optuna TPESampler: tree-structured Parzen estimator, no LLM)",
@@ -91,3 +94,24 @@ def propose(
         config = space.validate(dict(trial.params), repair=True)
         out.append({"config": config, "source": kind, "hypothesis": ""})
     return out
+
+
+class OptunaResearcher:
+    """The Researcher interface over an Optuna sampler: whole configs, as changes."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind, self.label = kind, LABELS[kind]
+
+    async def propose(self, request: ResearchRequest) -> list[Candidate]:
+        # whole configs as changes: the caller drops the values equal to the incumbent's
+        return [
+            {"changes": c["config"], "source": c["source"], "hypothesis": c["hypothesis"]}
+            for c in propose(
+                self.kind,
+                request.objective.space,
+                request.history,
+                request.objective.direction,
+                max(1, request.free_slots),
+                request.seed,
+            )
+        ]

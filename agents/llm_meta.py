@@ -15,10 +15,13 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel, Field
 
 from bilevel.agents import prompts
-from bilevel.agents.llm import LLM, extract_code
+from bilevel.agents.llm import LLM, BudgetExhausted, LLMFailure, extract_code
+from bilevel.agents.meta_researcher import LibraryMeta
+from bilevel.agents.roles import MetaRequest, Written
 from bilevel.config import MAX_FROZEN, MIN_ACTIVE, InnerParams
 from bilevel.sandbox.policy import ALLOWED_MODULES
 
+LLM_ERRORS = (LLMFailure, BudgetExhausted, ValueError)  # ValueError: a reply without code
 CONTRACT_SOURCE = (resources.files("bilevel") / "contract.py").read_text()
 
 
@@ -117,3 +120,52 @@ async def adjust_params(
     messages = [SystemMessage(prompts.META_SYSTEM), HumanMessage(user)]
     advice = await llm.structured(messages, ParamsAdvice, "meta:params")
     return apply_advice(params, advice, names)
+
+
+class LLMMeta:
+    """The MetaResearcher interface over the LLM; a failed call falls back to the library (and
+    is noted), a failed repair gives up the round."""
+
+    repairs = True
+
+    def __init__(self, llm: LLM, label: str) -> None:
+        self.llm, self.label, self.library = llm, label, LibraryMeta()
+
+    async def adjust_params(self, request: MetaRequest) -> dict[str, Any]:
+        try:
+            return await adjust_params(
+                self.llm,
+                request.inner_params,
+                request.current_source,
+                request.assessment,
+                request.names,
+                request.hook_timeout_s,
+            )
+        except LLM_ERRORS as exc:
+            request.notes.append(("llm_fallback", {"step": "params", "reason": str(exc)}))
+        return await self.library.adjust_params(request)
+
+    async def write_mechanism(self, request: MetaRequest) -> Written | None:
+        try:
+            source = await generate(
+                self.llm, request.current_source, request.assessment, request.hook_timeout_s
+            )
+            return Written("llm", source, "llm")
+        except LLM_ERRORS as exc:
+            request.notes.append(("llm_fallback", {"step": "generate", "reason": str(exc)}))
+        return await self.library.write_mechanism(request)
+
+    async def repair(self, request: MetaRequest, failed: str, reason: str) -> Written | None:
+        try:
+            source = await repair(
+                self.llm,
+                failed,
+                reason,
+                request.current_source,
+                request.assessment,
+                request.hook_timeout_s,
+            )
+        except LLM_ERRORS as exc:
+            request.notes.append(("llm_fallback", {"step": "repair", "reason": str(exc)}))
+            return None
+        return Written("llm", source, "llm-repair")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel, Field
@@ -16,6 +16,10 @@ from pydantic import BaseModel, Field
 from bilevel.agents import prompts, researcher
 from bilevel.agents.llm import LLM, BudgetExhausted, LLMFailure, ReplyError
 from bilevel.objectives import Objective, SpaceError
+
+if TYPE_CHECKING:
+    from bilevel.agents.roles import ResearchRequest
+    from bilevel.contract import Candidate
 
 
 class Change(BaseModel):
@@ -177,3 +181,25 @@ async def propose(
         avoid=avoid,
     )
     return own, error
+
+
+class LLMResearcher:
+    """The Researcher interface over `propose`; a step the prior had to take is noted."""
+
+    def __init__(self, llm: LLM, label: str) -> None:
+        self.llm, self.label = llm, label
+
+    async def propose(self, request: ResearchRequest) -> list[Candidate]:
+        own, fallback_reason = await propose(
+            self.llm,
+            request.objective,
+            request.incumbent,
+            request.history,
+            request.params,
+            request.advice,
+            request.seed,
+            request.running,
+        )
+        if fallback_reason is not None:  # the prior researcher proposed this step instead
+            request.notes.append(("llm_fallback", {"reason": fallback_reason}))
+        return own

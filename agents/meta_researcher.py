@@ -15,6 +15,7 @@ import re
 from importlib import resources
 from typing import Any
 
+from bilevel.agents.roles import MetaRequest, Written
 from bilevel.config import MAX_FROZEN, MIN_ACTIVE, InnerParams
 
 LABEL = "library (offline meta-researcher: picks and parameterises built-in mechanisms)"
@@ -191,3 +192,25 @@ def adjust_params(
     if assessment.get("repeat_rate", 0) > 0.2:
         p.candidates = min(3, p.candidates + 1)
     return p.model_dump()
+
+
+class LibraryMeta:
+    """The MetaResearcher interface over the library: offline, no repair rounds."""
+
+    label = LABEL
+    repairs = False
+
+    async def adjust_params(self, request: MetaRequest) -> dict[str, Any]:
+        return adjust_params(request.inner_params, request.assessment, request.names)
+
+    async def write_mechanism(self, request: MetaRequest) -> Written | None:
+        choice = choose_mechanism(
+            request.assessment, request.memory, request.current["name"], seed=request.seed
+        )
+        if choice is None:
+            return None
+        name, values, source = choice
+        return Written(name, source, "library", values)
+
+    async def repair(self, request: MetaRequest, failed: str, reason: str) -> Written | None:
+        return None

@@ -12,9 +12,13 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Container, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bilevel.objectives import SearchSpace
+
+if TYPE_CHECKING:
+    from bilevel.agents.roles import ResearchRequest
+    from bilevel.contract import Candidate
 
 LABEL = "prior (seeded heuristic researcher, no LLM)"
 DECAY = math.log(2.0)  # preference weight halves with each place down the list at temperature 1
@@ -119,3 +123,23 @@ def propose(
 
 def canonical(config: dict[str, Any]) -> str:
     return repr(sorted(config.items()))
+
+
+class PriorResearcher:
+    """The Researcher interface over `propose`."""
+
+    label = LABEL
+
+    async def propose(self, request: ResearchRequest) -> list[Candidate]:
+        params = request.params
+        return propose(
+            request.objective.space,
+            request.incumbent["config"],
+            request.history,
+            params["frozen"],
+            params["temperature"],
+            max(params["candidates"], request.free_slots),
+            seed=request.seed,
+            avoid=request.running,
+            evaluated=request.evaluated,
+        )

@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from bilevel.config import RunConfig
-from bilevel.execution.executor import Executor, make_executor
+from bilevel.execution.executor import Executor
+from bilevel.execution.factory import make_executor
 from bilevel.runner import arun
 
 TARGET = 0.95

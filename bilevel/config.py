@@ -2,13 +2,44 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, Field, model_validator
 
 Arm = Literal["inner", "restart", "params", "mechanism", "full", "random", "optuna-tpe"]
-ARMS: tuple[str, ...] = ("inner", "restart", "params", "mechanism", "full", "random", "optuna-tpe")
-CLASSICAL_ARMS = ("random", "optuna-tpe")  # Optuna's ask/tell instead of the researcher
+Proposer = Literal["researcher", "random", "tpe"]
+
+
+@dataclass(frozen=True)
+class ArmSpec:
+    """What one arm runs. The graph reads these fields; it never compares arm names."""
+
+    proposer: Proposer  # researcher: --researcher (prior | llm); else an Optuna sampler
+    adjusts_params: bool  # the meta-researcher adjusts the inner loop's parameters each cycle
+    writes_mechanisms: bool  # the meta-researcher writes mechanisms (probation, adoption)
+    restarts: bool  # each cycle starts a fresh trace (history and parameters reset)
+    summary: str
+
+    @property
+    def outer(self) -> bool:
+        """A meta-researcher runs between cycles."""
+        return self.adjusts_params or self.writes_mechanisms
+
+
+ARM_SPECS: dict[str, ArmSpec] = {
+    "inner": ArmSpec("researcher", False, False, False, "the inner loop alone, one trace"),
+    "restart": ArmSpec(
+        "researcher", False, False, True, "control: the inner loop restarted each cycle"
+    ),
+    "params": ArmSpec("researcher", True, False, False, "outer loop adjusting inner parameters"),
+    "mechanism": ArmSpec("researcher", False, True, False, "outer loop writing mechanisms"),
+    "full": ArmSpec("researcher", True, True, False, "params + mechanism"),
+    "random": ArmSpec("random", False, False, False, "Optuna's RandomSampler"),
+    "optuna-tpe": ArmSpec("tpe", False, False, False, "Optuna's TPESampler"),
+}
+ARMS: tuple[str, ...] = tuple(ARM_SPECS)
+assert ARMS == get_args(Arm), "Arm and ARM_SPECS list the same arms"
 MAX_FROZEN = 5  # as in the paper's Level 1.5: at most 5 frozen, at least 4 left active
 MIN_ACTIVE = 4
 
@@ -165,6 +196,10 @@ class RunConfig(BaseModel):
                 "a run needs at least one full cycle"
             )
         return self
+
+    @property
+    def spec(self) -> ArmSpec:
+        return ARM_SPECS[self.arm]
 
     @property
     def evaluations(self) -> int:

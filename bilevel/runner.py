@@ -16,7 +16,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
 
 from bilevel.agents import classical
-from bilevel.config import CLASSICAL_ARMS, RunConfig
+from bilevel.config import RunConfig
 from bilevel.execution.executor import Executor
 from bilevel.graphs.context import ChatFactory, Context, ProgressFn
 from bilevel.graphs.outer import build_bilevel_graph
@@ -108,7 +108,7 @@ async def arun(
     executor: where evaluations run (default: local processes; the caller closes its own).
     """
     objective = make_objective(config.objective, **config.objective_options)  # fail fast
-    if config.arm in CLASSICAL_ARMS:
+    if config.spec.proposer != "researcher":
         classical.require()  # and on a missing Optuna, before the baseline is evaluated
     run_dir = Path(run_dir or default_run_dir(config)).resolve()
     lock = RunDirLock(run_dir).acquire()  # one process per run directory

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bilevel.agents.llm import LLM, make_chat
-from bilevel.config import LLMSettings
+from bilevel.config import LLMSettings, RunConfig
 from bilevel.execution.executor import Executor, LocalExecutor
 from bilevel.execution.local_llm import LocalServer
 from bilevel.graphs.history import TrialHistory
@@ -83,8 +83,8 @@ class Context:
             self.ledgers.setdefault(run_dir, ledger)
         return AsyncLedger(self.ledgers[run_dir])
 
-    def objective(self, config: dict[str, Any]) -> Objective:
-        return objective_for(config["objective"], config.get("objective_options", {}))
+    def objective(self, config: RunConfig) -> Objective:
+        return objective_for(config.objective, config.objective_options)
 
     async def get_executor(self) -> Executor:
         if self.executor is None:

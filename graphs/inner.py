@@ -21,10 +21,12 @@ from langgraph.runtime import Runtime
 from langgraph.types import Command
 
 from bilevel.agents import classical, fallback, llm_researcher, researcher
-from bilevel.config import CLASSICAL_ARMS, LLMSettings
+from bilevel.agents.roles import Researcher, ResearchRequest
+from bilevel.config import RunConfig
 from bilevel.graphs.context import Context
+from bilevel.graphs.setup import labels
 from bilevel.graphs.slots import Slots, decided_before, free_slots
-from bilevel.graphs.state import Assignment, BilevelState
+from bilevel.graphs.state import Assignment, BilevelState, run_config
 from bilevel.graphs.trials import ensure_running, finish
 from bilevel.objectives import SearchSpace, SpaceError
 from bilevel.store.results import write_results
@@ -64,58 +66,41 @@ async def keep_valid(
     return out
 
 
+async def researcher_for(slots: Slots, config: RunConfig) -> Researcher:
+    """Who proposes: the arm's Optuna sampler, else --researcher (before --llm: the arm says)."""
+    proposer = config.spec.proposer
+    if proposer != "researcher":
+        return classical.OptunaResearcher(proposer)
+    if config.researcher == "llm":
+        llm = await slots.context.llm(
+            "researcher", config.llm, slots.ledger, slots.cycle, slots.iteration, "research"
+        )
+        return llm_researcher.LLMResearcher(llm, labels(config)["researcher"])
+    return researcher.PriorResearcher()
+
+
 async def research(state: BilevelState, runtime: Runtime[Context]) -> dict[str, Any]:
     """The tool slot's `advise` and `propose`, then the researcher's own proposals."""
     slots = await Slots.open(runtime, state)
     ctx = await slots.ctx()
     advice = await slots.call("advise", [ctx], key="advise")
     proposed = await slots.call("propose", [ctx], key="propose")
-    params = state["inner_params"]
-    history = await slots.history(decided_before(state))
-    running = [a["config"] for a in state["inflight"]]
-    seed = f"{state['config']['seed']}:{state['iteration']}"
-    if state["config"]["arm"] in CLASSICAL_ARMS:  # before --llm: the arm says who proposes
-        # whole configs as changes: keep_valid drops the values equal to the incumbent's
-        own = [
-            {"changes": c["config"], "source": c["source"], "hypothesis": c["hypothesis"]}
-            for c in classical.propose(
-                classical.ARMS[state["config"]["arm"]],
-                slots.objective.space,
-                history,
-                slots.objective.direction,
-                max(1, free_slots(state)),
-                seed,
-            )
-        ]
-    elif state["config"]["researcher"] == "llm":
-        settings = LLMSettings(**state["config"]["llm"])
-        llm = await slots.context.llm(
-            "researcher", settings, slots.ledger, slots.cycle, slots.iteration, "research"
-        )
-        own, fallback_reason = await llm_researcher.propose(
-            llm, slots.objective, state["incumbent"], history, params, advice, seed, running
-        )
-        if fallback_reason is not None:  # the prior researcher proposed this step instead
-            await slots.ledger.add_note(
-                f"{slots.iteration}:llm_fallback",
-                slots.cycle,
-                slots.iteration,
-                "llm_fallback",
-                {"reason": fallback_reason},
-            )
-    else:
-        own = researcher.propose(
-            slots.objective.space,
-            state["incumbent"]["config"],
-            history,
-            params["frozen"],
-            params["temperature"],
-            max(params["candidates"], free_slots(state)),
-            seed=seed,
-            avoid=running,
-            evaluated=await slots.trial_history.evaluated_before(
-                slots.ledger, decided_before(state)
-            ),
+    config, before = run_config(state), decided_before(state)
+    request = ResearchRequest(
+        objective=slots.objective,
+        incumbent=state["incumbent"],  # type: ignore[arg-type]
+        history=await slots.history(before),
+        params=state["inner_params"],
+        advice=advice,
+        seed=f"{config.seed}:{state['iteration']}",
+        running=[a["config"] for a in state["inflight"]],
+        free_slots=free_slots(state),
+        evaluated=await slots.trial_history.evaluated_before(slots.ledger, before),
+    )
+    own = await (await researcher_for(slots, config)).propose(request)
+    for kind, detail in request.notes:
+        await slots.ledger.add_note(
+            f"{slots.iteration}:{kind}", slots.cycle, slots.iteration, kind, detail
         )
     source = f"mechanism:{slots.mechanism['id']}"
     mechanism_candidates = [{"changes": c, "source": source, "hypothesis": ""} for c in proposed]
@@ -211,7 +196,7 @@ async def collect(
     """Fill free slots first; once none is worth filling, wait for the oldest trial in flight
     and decide it with the `accept` hook. End the cycle after `cycle` x W decisions."""
     slots = await Slots.open(runtime, state)
-    run_dir, config = state["run_dir"], state["config"]
+    run_dir, config = state["run_dir"], slots.config
     ensure_running(slots.context, slots.ledger, run_dir, config, state["inflight"])
     update: dict[str, Any] = {"iteration": state["iteration"] + 1, "filling": False}
     if state["filling"] and free_slots(state) > 0:
@@ -242,7 +227,7 @@ async def collect(
     )
     update.update({"mechanism": slots.mechanism, "incumbent": incumbent, "inflight": inflight})
     run_over = state["evals_left"] <= 0 and not inflight
-    if run_over or decided >= config["cycle"] * config["slots"]:
+    if run_over or decided >= config.cycle * config.slots:
         goto = END
     else:
         goto = "research" if state["evals_left"] > 0 else "collect"

@@ -27,11 +27,9 @@ from bilevel.graphs.inner import build_inner_graph
 from bilevel.graphs.meta import meta_research
 from bilevel.graphs.setup import default_mechanism, setup
 from bilevel.graphs.slots import Slots, decided_before
-from bilevel.graphs.state import BilevelState, InputState, OutputState
+from bilevel.graphs.state import BilevelState, InputState, OutputState, run_config
 from bilevel.sandbox.validation import validate_mechanism
 from bilevel.store.results import write_results
-
-META_ARMS = ("params", "mechanism", "full")
 
 
 async def assess(
@@ -39,8 +37,8 @@ async def assess(
 ) -> Command[Literal["run_inner", "meta_research", "__end__"]]:
     """Measure the cycle, judge a mechanism on probation, route to the next cycle or the end."""
     context = context_of(runtime)
-    ledger, objective = await context.aledger(state["run_dir"]), context.objective(state["config"])
-    cfg, cycle = state["config"], state["cycle_index"]
+    cfg, cycle = run_config(state), state["cycle_index"]
+    ledger, objective = await context.aledger(state["run_dir"]), context.objective(cfg)
     history = context.history(str(ledger.sync.path))
     trace = await history.trials(ledger, state["trace"], decided_before(state))
     stats = await asyncio.to_thread(
@@ -55,7 +53,7 @@ async def assess(
         prev = previous["improvement"] if previous else 0.0
         gain = stats["improvement"]
         effect = {"cycle": cycle, "improvement": gain, "previous_improvement": prev}
-        if cfg.get("gate"):  # the statistical gate: per-trial gains, candidate vs parent
+        if cfg.gate:  # the statistical gate: per-trial gains, candidate vs parent
             # the parent's latest cycle in the slots (the one before may be a reverted sibling's)
             parent = (state["previous_mechanism"] or default_mechanism())["id"]
             theirs = [c for c in cycles if c["mechanism"] == parent] or (
@@ -67,7 +65,7 @@ async def assess(
                                         s["end_trial"], objective.direction)
                 for s in (stats, old)
             ]  # fmt: skip
-            evidence = gate_evidence(*gains, cfg["gate_alpha"], cfg["seed"] * 1000 + cycle)
+            evidence = gate_evidence(*gains, cfg.gate_alpha, cfg.seed * 1000 + cycle)
             adopted, effect["gate"] = evidence["adopt"], evidence
             why = (
                 f"gate p={evidence['p']:.3g} (alpha {evidence['alpha']:g})"
@@ -127,10 +125,11 @@ async def assess(
     if state["evals_left"] <= 0 and not state["inflight"]:
         await asyncio.to_thread(write_results, ledger.sync)
         return Command(update={**update, "done": True}, goto=END)
-    if cfg["arm"] == "restart":
+    spec = cfg.spec
+    if spec.restarts:
         update["trace"] = state["trace"] + 1  # a fresh history; the best config is kept
         update["inner_params"] = InnerParams().model_dump()
-    return Command(update=update, goto="meta_research" if cfg["arm"] in META_ARMS else "run_inner")
+    return Command(update=update, goto="meta_research" if spec.outer else "run_inner")
 
 
 async def validate(
@@ -144,7 +143,7 @@ async def validate(
         await slots.context.sandbox(),
         await slots.context.mechanism_source(slots.ledger, cand["id"]),
         contexts=[await slots.ctx()],
-        timeout_s=state["config"]["hook_timeout_s"],
+        timeout_s=slots.config.hook_timeout_s,
     )
     cand = with_status(cand, "validated" if report.ok else "rejected")
     await slots.ledger.set_validation(cand["id"], cand["status"], report.to_json())
@@ -153,7 +152,7 @@ async def validate(
     if report.ok:
         return Command(update=update, goto="adopt")
     rounds = (state.get("repair") or {}).get("round", 0)
-    if cand["name"] == "llm" and rounds < state["config"]["llm"]["repair_rounds"]:
+    if cand["name"] == "llm" and rounds < slots.config.llm.repair_rounds:
         update["repair"] = {
             "round": rounds + 1,
             "reason": report.reason,
@@ -169,7 +168,7 @@ async def adopt(state: BilevelState, runtime: Runtime[Context]) -> dict[str, Any
     ledger = await context_of(runtime).aledger(state["run_dir"])
     validated: Mechanism = state["candidate_mechanism"]  # type: ignore[assignment]
     cand = with_status(validated, "probation")
-    if state["config"].get("approve"):
+    if run_config(state).approve:
         rows = await ledger.query(
             "SELECT diff, validation FROM mechanisms WHERE id = ?", (cand["id"],)
         )

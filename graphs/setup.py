@@ -13,7 +13,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
 
 from bilevel.agents import classical, meta_researcher, researcher
-from bilevel.config import CLASSICAL_ARMS, InnerParams, RunConfig
+from bilevel.config import InnerParams, RunConfig
 from bilevel.contract import Mechanism, new_mechanism
 from bilevel.graphs.context import Context, context_of
 from bilevel.graphs.state import Assignment, BilevelState, InputState
@@ -59,8 +59,8 @@ def labels(config: RunConfig) -> dict[str, str]:
         return f"llm ({config.llm.model_for(role)} via {config.llm.provider})"
 
     return {
-        "researcher": classical.LABELS[classical.ARMS[config.arm]]
-        if config.arm in CLASSICAL_ARMS
+        "researcher": classical.LABELS[config.spec.proposer]
+        if config.spec.proposer != "researcher"
         else llm("researcher")
         if config.researcher == "llm"
         else researcher.LABEL,
@@ -92,12 +92,11 @@ async def measure_noise(
     if repeats == 0:
         return first["metric"], 0.0
     gate = asyncio.Semaphore(run_config.slots)
-    cfg = run_config.model_dump()
 
     async def one(i: int) -> dict[str, Any]:
         async with gate:
             a = {**baseline, "trial": i, "source": "baseline-repeat"}
-            return await run_trial(context, ledger, cfg, a)  # type: ignore[arg-type]
+            return await run_trial(context, ledger, run_config, a)  # type: ignore[arg-type]
 
     rows = [first, *await asyncio.gather(*(one(i) for i in range(1, repeats + 1)))]
     ok = [r["metric"] for r in rows if r["status"] == "ok" and r["metric"] is not None]
@@ -132,7 +131,7 @@ async def setup(
     if run_config.mechanism_source:
         mechanism = await install_user_mechanism(context, ledger, run_config.mechanism_source)
     context.report({"event": "setup", "run_dir": run_dir, "total": run_config.evaluations})
-    defaults = context.objective(cfg).space.defaults()
+    defaults = context.objective(run_config).space.defaults()
     baseline: Assignment = {
         "trial": 0,
         "config": defaults,
@@ -146,7 +145,7 @@ async def setup(
         "iteration": 0,
     }
     partial = {"run_dir": run_dir, "config": cfg, "trace": 0, "cycle_index": 0, "iteration": 0}
-    trial = await run_trial(context, ledger, cfg, baseline)
+    trial = await run_trial(context, ledger, run_config, baseline)
     await ledger.set_accepted(0, trial["status"] == "ok", trial["metric"])  # a crash is no keep
     metric, margin = await measure_noise(context, ledger, run_config, baseline, trial)
     await asyncio.to_thread(write_results, ledger.sync)
@@ -168,7 +167,9 @@ async def setup(
         "previous_mechanism": None,
         "candidate_mechanism": None,
         "inner_params": InnerParams().model_dump(),
-        "meta_memory": {"stats": copy.deepcopy(cfg["meta_prior"])} if cfg["meta_prior"] else {},
+        "meta_memory": {"stats": copy.deepcopy(run_config.meta_prior)}
+        if run_config.meta_prior
+        else {},
         "assessment": {},
         "done": False,
     }

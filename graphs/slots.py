@@ -24,7 +24,7 @@ from bilevel.contract import (
 )
 from bilevel.graphs.context import Context, context_of
 from bilevel.graphs.history import TrialHistory
-from bilevel.graphs.state import BilevelState, Point
+from bilevel.graphs.state import BilevelState, Point, run_config
 from bilevel.objectives import Objective
 from bilevel.store.ledger import AsyncLedger
 
@@ -34,7 +34,7 @@ Check = Callable[[Any], "str | None"]
 
 def free_slots(state: BilevelState) -> int:
     """Evaluation slots not in use, counting only evaluations the budget still allows."""
-    return max(0, min(state["config"]["slots"] - len(state["inflight"]), state["evals_left"]))
+    return max(0, min(run_config(state).slots - len(state["inflight"]), state["evals_left"]))
 
 
 def decided_before(state: BilevelState) -> int:
@@ -56,6 +56,7 @@ class Slots:
     ) -> None:
         self.context, self.ledger, self.objective, self.state = context, ledger, objective, state
         self.mechanism: Mechanism = copy.deepcopy(state["mechanism"])
+        self.config = run_config(state)
         self.cycle, self.iteration = state["cycle_index"], state["iteration"]
 
     async def history(self, before: int, limit: int | None = None) -> list[dict[str, Any]]:
@@ -70,7 +71,7 @@ class Slots:
     async def open(cls, runtime: Any, state: BilevelState) -> Slots:
         context = context_of(runtime)
         ledger = await context.aledger(state["run_dir"])
-        return cls(context, ledger, context.objective(state["config"]), state)
+        return cls(context, ledger, context.objective(run_config(state)), state)
 
     async def ctx(
         self,
@@ -92,7 +93,7 @@ class Slots:
             cycle=state["cycle_index"],
             evaluations_left=state["evals_left"],
             slots=max(1, free_slots(state)),
-            seed=state["config"]["seed"],
+            seed=self.config.seed,
             direction=self.objective.direction,  # type: ignore[arg-type]
             baseline=state["baseline"],
             incumbent=incumbent,
@@ -121,7 +122,7 @@ class Slots:
             hook,
             args,
             seed=call_seed(args[-1]["seed"], key),
-            timeout_s=self.state["config"]["hook_timeout_s"],
+            timeout_s=self.config.hook_timeout_s,
         )
         outcome, error, value = result.outcome, result.error, default
         if outcome == "ok":

@@ -6,8 +6,11 @@ loses nor repeats a trial.
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import Any
 
+from typing_extensions import TypedDict  # pydantic (Studio's schemas) needs it on 3.11
+
+from bilevel.config import RunConfig
 from bilevel.contract import Mechanism
 
 
@@ -33,29 +36,16 @@ class Assignment(TypedDict):
     iteration: int
 
 
-class InputState(TypedDict, total=False):
-    """What a caller (CLI, Python, Studio) gives: RunConfig's fields and the run directory."""
-
-    objective: str
-    arm: str
-    iterations: int
-    cycle: int
-    seed: int
-    slots: int
-    objective_options: dict[str, Any]
-    mechanism_source: str | None
-    hook_timeout_s: float
-    eval_timeout_s: float | None
-    noise_repeats: int
-    noise_k: float
-    gate: bool
-    gate_alpha: float
-    meta_prior: dict[str, Any]
-    researcher: str
-    meta: str
-    llm: dict[str, Any]
-    approve: bool
-    run_dir: str
+# What a caller (CLI, Python, Studio) gives: RunConfig's fields, typed as RunConfig types them, and
+# the run directory. Derived, so a new RunConfig field is a graph input without another edit.
+InputState = TypedDict(  # type: ignore[misc]
+    "InputState",
+    {
+        **{name: field.annotation for name, field in RunConfig.model_fields.items()},
+        "run_dir": str,
+    },
+    total=False,
+)
 
 
 class BilevelState(InputState, total=False):
@@ -92,3 +82,8 @@ class OutputState(TypedDict, total=False):
     iteration: int
     cycle_index: int
     done: bool
+
+
+def run_config(state: BilevelState) -> RunConfig:
+    """The run's typed configuration (state holds it as JSON data, validated at setup)."""
+    return RunConfig.model_validate(state["config"])

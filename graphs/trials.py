@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from bilevel.config import RunConfig
 from bilevel.execution.evaluator import eval_seed
 from bilevel.execution.executor import EvalRequest
 from bilevel.graphs.context import Context
@@ -20,7 +21,7 @@ from bilevel.store.ledger import AsyncLedger
 
 
 async def run_trial(
-    context: Context, ledger: AsyncLedger, config: dict[str, Any], a: Assignment
+    context: Context, ledger: AsyncLedger, config: RunConfig, a: Assignment
 ) -> dict[str, Any]:
     """Evaluate assignment a and append it to the ledger, once: the ledger row is the result."""
     done = await ledger.trial(a["trial"])
@@ -29,11 +30,11 @@ async def run_trial(
             raise RuntimeError(f"trial {a['trial']} in the ledger differs from its assignment")
         return done
     request = EvalRequest(
-        objective=config["objective"],
-        options=config.get("objective_options", {}),
+        objective=config.objective,
+        options=config.objective_options,
         config=a["config"],
-        seed=eval_seed(config["seed"], a["trial"]),
-        timeout_s=config.get("eval_timeout_s"),
+        seed=eval_seed(config.seed, a["trial"]),
+        timeout_s=config.eval_timeout_s,
         trial=a["trial"],
     )
     executor = await context.get_executor()
@@ -78,7 +79,7 @@ async def run_trial(
 
 
 def ensure_running(
-    context: Context, ledger: AsyncLedger, run_dir: str, config: dict[str, Any], inflight: list
+    context: Context, ledger: AsyncLedger, run_dir: str, config: RunConfig, inflight: list
 ) -> None:
     """A task for every assignment in flight (started now if this process has none)."""
     for a in inflight:
@@ -89,7 +90,7 @@ def ensure_running(
 
 
 async def finish(
-    context: Context, ledger: AsyncLedger, run_dir: str, config: dict[str, Any], a: Assignment
+    context: Context, ledger: AsyncLedger, run_dir: str, config: RunConfig, a: Assignment
 ) -> dict[str, Any]:
     """Wait for assignment a's evaluation; its ledger row."""
     ensure_running(context, ledger, run_dir, config, [a])

@@ -24,7 +24,7 @@ from bilevel.cli.scale import (
     RayGpusFlag,
     build_executor,
 )
-from bilevel.config import ARMS, LLMSettings, RunConfig, first_error
+from bilevel.config import ARM_SPECS, ARMS, RunConfig, first_error
 from bilevel.execution.executor import Executor
 from bilevel.objectives import registered
 from bilevel.objectives.script import cli_options as script_cli_options
@@ -93,6 +93,84 @@ def parse_options(pairs: list[str]) -> dict[str, Any]:
         except json.JSONDecodeError:
             options[key] = raw
     return options
+
+
+# `bilevel run` options -> the RunConfig field each sets ("llm." for the LLMSettings ones): the
+# one place a flag meets its field, so none can be forgotten or renamed on the way.
+RUN_OPTIONS: dict[str, str] = {
+    "objective": "objective",
+    "arm": "arm",
+    "seed": "seed",
+    "slots": "slots",
+    "hook_timeout": "hook_timeout_s",
+    "noise_repeats": "noise_repeats",
+    "noise_k": "noise_k",
+    "gate": "gate",
+    "gate_alpha": "gate_alpha",
+    "approve": "approve",
+    "llm": "llm.provider",
+    "llm_model": "llm.model",
+    "researcher_model": "llm.researcher_model",
+    "meta_model": "llm.meta_model",
+    "fallback_model": "llm.fallback_model",
+    "api_key_env": "llm.api_key_env",
+    "temperature": "llm.temperature",
+    "max_tokens": "llm.max_tokens",
+    "structured_output": "llm.structured_output",
+    "token_budget": "llm.token_budget",
+    "cost_budget": "llm.cost_budget_usd",
+    "price_in": "llm.price_in_per_mtok",
+    "price_out": "llm.price_out_per_mtok",
+    "repair_rounds": "llm.repair_rounds",
+    "gguf": "llm.gguf",
+    "llm_timeout": "llm.timeout_s",
+    "llm_retries": "llm.retries",
+}
+# Options whose value run() works out first (defaults that depend on other options, files read,
+# script flags folded into the objective's options) and the fields they end in.
+DERIVED_OPTIONS: dict[str, str] = {
+    "iterations": "iterations",
+    "cycle": "cycle",
+    "researcher": "researcher",
+    "meta": "meta",
+    "eval_timeout": "eval_timeout_s",
+    "mechanism": "mechanism_source",
+    "from_library": "mechanism_source",
+    "learn_from_library": "meta_prior",
+    "objective_opt": "objective_options",
+    **dict.fromkeys(
+        ("command", "metric", "space", "config_via", "train_file", "direction", "workdir"),
+        "objective_options",
+    ),
+}
+# Options about where and how the run executes, not what it is (never part of its config).
+RUN_ONLY_OPTIONS = frozenset(
+    {"run_dir", "json_out", "checkpointer", "executor", "ray_address", "devices", "ray_cpus",
+     "ray_gpus", "require_confinement"}
+)  # fmt: skip
+
+
+def flag_error(exc: ValidationError) -> str:
+    """A RunConfig validation error, naming the flag the user typed."""
+    err = exc.errors()[0]
+    field = ".".join(str(p) for p in err.get("loc", ()))
+    flags = {v: k for k, v in {**DERIVED_OPTIONS, **RUN_OPTIONS}.items()}
+    if field in flags:
+        msg = str(err.get("msg", exc)).removeprefix("Value error, ")
+        return f"--{flags[field].replace('_', '-')}: {msg}"
+    return first_error(exc, prefix="--")
+
+
+def config_from_flags(flags: dict[str, Any], llm_seed: int, **derived: Any) -> RunConfig:
+    """RunConfig from `bilevel run`'s flags (through RUN_OPTIONS) and the derived fields."""
+    data: dict[str, Any] = {"llm": {"seed": llm_seed}}
+    for name, value in flags.items():
+        field = RUN_OPTIONS[name]
+        if field.startswith("llm."):
+            data["llm"][field.removeprefix("llm.")] = value
+        else:
+            data[field] = value
+    return RunConfig(**data, **derived)
 
 
 def run(
@@ -184,6 +262,8 @@ def run(
     price_out: Annotated[float, llm_option("USD per 1M output tokens (for cost).")] = 0.0,
     repair_rounds: Annotated[int, llm_option("Repair rounds for a rejected mechanism.")] = 2,
     gguf: Annotated[str | None, llm_option("GGUF model file for --llm local.")] = None,
+    llm_timeout: Annotated[float, llm_option("Seconds per LLM request before retrying.")] = 120.0,
+    llm_retries: Annotated[int, llm_option("Retries on 429, 5xx and timeouts.")] = 3,
     approve: Annotated[bool, llm_option("Ask before adopting each mechanism.")] = False,
     command: Annotated[
         str | None, script_option('Your training command: "python train.py".')
@@ -201,6 +281,7 @@ def run(
     require_confinement: RequireConfinementFlag = False,
 ) -> None:
     """Run a bilevel search (no LLM or API key needed: the prior researcher and library meta)."""
+    typed = dict(locals())  # the flags as typed, before any is worked out below
     confine(require_confinement)
     if arm not in ARMS:
         fail(f"unknown arm {arm!r}: choose one of {', '.join(ARMS)}")
@@ -242,47 +323,22 @@ def run(
             fail(first_error(exc))
         source = from_lib if from_library else source
     try:
-        config = RunConfig(
-            objective=objective,
-            arm=arm,
+        flags = {name: value for name, value in typed.items() if name in RUN_OPTIONS}
+        config = config_from_flags(
+            flags,
+            mechanism_source=source,
+            objective_options=objective_options,
+            meta_prior=meta_prior,
             iterations=iterations,
             cycle=cycle,
-            seed=seed,
-            slots=slots,
-            mechanism_source=source,
-            hook_timeout_s=hook_timeout,
-            eval_timeout_s=eval_timeout,
-            noise_repeats=noise_repeats,
-            noise_k=noise_k,
-            gate=gate,
-            gate_alpha=gate_alpha,
-            meta_prior=meta_prior,
-            objective_options=objective_options,
             researcher=researcher or ("llm" if llm != "none" else "prior"),
             meta=meta or ("llm" if llm != "none" else "library"),
-            approve=approve,
-            llm=LLMSettings(
-                provider=llm,
-                model=llm_model,
-                researcher_model=researcher_model,
-                meta_model=meta_model,
-                fallback_model=fallback_model,
-                api_key_env=api_key_env,
-                temperature=temperature,
-                max_tokens=max_tokens,
-                structured_output=structured_output,
-                token_budget=token_budget,
-                cost_budget_usd=cost_budget,
-                price_in_per_mtok=price_in,
-                price_out_per_mtok=price_out,
-                repair_rounds=repair_rounds,
-                gguf=gguf,
-                seed=seed,
-            ),
+            eval_timeout_s=eval_timeout,
+            llm_seed=seed,
         )
         pool = build_executor(executor, ray_address, devices, ray_cpus, ray_gpus, slots)
     except ValidationError as exc:
-        fail(first_error(exc, prefix="--"))
+        fail(flag_error(exc))
     except USER_ERRORS as exc:
         fail(first_error(exc))
     _execute(lambda progress: _arun(config, run_dir, progress, checkpointer, pool), json_out)
@@ -403,7 +459,7 @@ def print_summary(s: dict[str, Any]) -> None:
     )
     labels = s["labels"]
     out.print(f"researcher: {labels.get('researcher', s['researcher'])}")
-    if s["arm"] in ("mechanism", "full", "params"):
+    if ARM_SPECS[s["arm"]].outer:
         out.print(f"meta-researcher: {labels.get('meta', s['meta'])}")
     out.print(
         f"baseline {fmt(s['baseline_metric'])}  best {fmt(s['best_metric'])}  "

@@ -24,7 +24,8 @@ from bilevel.batch import (
 )
 from bilevel.cli.common import USER_ERRORS, err, fail
 from bilevel.config import first_error
-from bilevel.execution.executor import Executor, make_executor
+from bilevel.execution.executor import Executor
+from bilevel.execution.factory import make_executor
 
 
 def executor_option(text: str) -> Any:

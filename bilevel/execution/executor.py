@@ -92,26 +92,3 @@ class LocalExecutor:
 
     async def close(self) -> None:
         pass
-
-
-def make_executor(
-    kind: str,
-    *,
-    devices: list[str] | None = None,
-    ray_address: str | None = None,
-    num_cpus: float = 1.0,
-    num_gpus: float = 0.0,
-    retries: int = 2,
-    ray_init: dict[str, Any] | None = None,
-) -> Executor:
-    """`local` or `ray`; a clear ValueError for anything else or a missing Ray install.
-    ray_init: extra `ray.init` arguments, e.g. num_cpus for a local Ray runtime."""
-    if kind == "local":
-        return LocalExecutor(devices)
-    if kind == "ray":
-        from bilevel.execution.ray_executor import RayExecutor
-
-        return RayExecutor(
-            ray_address, num_cpus=num_cpus, num_gpus=num_gpus, retries=retries, init_kwargs=ray_init
-        )
-    raise ValueError(f"--executor {kind!r} is not one of: local, ray")

@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 from bilevel.batch import BatchPlan, arm_means, run_dir_for
 from bilevel.cli import app
 from bilevel.cli.scale import build_executor, parse_seeds
-from bilevel.execution.executor import LocalExecutor, make_executor
+from bilevel.execution.executor import LocalExecutor
+from bilevel.execution.factory import make_executor
 
 
 def test_seed_ranges():
