@@ -111,7 +111,7 @@ class OptunaResearcher:
                 request.objective.space,
                 request.history,
                 request.objective.direction,
-                max(1, request.free_slots),
+                max(1, request.free_evaluations),
                 request.seed,
             )
         ]

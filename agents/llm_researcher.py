@@ -146,7 +146,7 @@ async def propose(
     avoid: Sequence[dict[str, Any]] = (),
 ) -> tuple[list[dict[str, Any]], str | None]:
     """Candidates for this step and, when the prior researcher had to step in, why.
-    avoid: configs being evaluated now in other slots (never proposed again)."""
+    avoid: configs being evaluated now in parallel (never proposed again)."""
     messages = build_prompt(objective, incumbent, history, params, advice)
     tried = {researcher.canonical(t["config"]) for t in history}
     tried |= {researcher.canonical(c) for c in avoid}

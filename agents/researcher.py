@@ -83,7 +83,7 @@ def propose(
     """n candidates {changes, source, hypothesis}, none repeating a config already tried.
 
     history: trials of this trace, each with config, changes, accepted and base (the incumbent
-    config it was proposed from). avoid: configs being evaluated now (other slots).
+    config it was proposed from). avoid: configs being evaluated now (in parallel).
     evaluated: canonical keys of every config the run has evaluated (other traces included); it
     covers history, so given it the step need not scan the whole history.
     """
@@ -138,7 +138,7 @@ class PriorResearcher:
             request.history,
             params["frozen"],
             params["temperature"],
-            max(params["candidates"], request.free_slots),
+            max(params["candidates"], request.free_evaluations),
             seed=request.seed,
             avoid=request.running,
             evaluated=request.evaluated,

@@ -29,7 +29,7 @@ class ResearchRequest:
     advice: str  # the mechanism's advise hook
     seed: str
     running: list[dict[str, Any]]  # configs being evaluated now
-    free_slots: int
+    free_evaluations: int  # parallel evaluations free to start
     evaluated: Container[str]  # canonical keys of every config the run has evaluated
     notes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (kind, detail)
 

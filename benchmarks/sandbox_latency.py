@@ -52,7 +52,7 @@ def select(candidates, ctx):
         novelty = sum(1.0 / (1 + tried.get(name, 0)) for name in candidate["changes"])
         scored.append((-novelty, index))
     scored.sort()
-    return [index for _, index in scored[: max(1, ctx["slots"])]]
+    return [index for _, index in scored[: max(1, ctx["picks"])]]
 """
 LOOP = "def advise(ctx):\n    while True:\n        pass\n"
 
@@ -84,7 +84,7 @@ def make_ctx(target_bytes: int = CTX_BYTES) -> tuple[list[dict[str, Any]], dict[
     rng = random.Random(0)
     defaults = {name: spec["default"] for name, spec in SPACE.items()}
     ctx: dict[str, Any] = {
-        "iteration": 0, "cycle": 0, "evaluations_left": 100, "slots": 2, "seed": 0,
+        "iteration": 0, "cycle": 0, "evaluations_left": 100, "picks": 2, "seed": 0,
         "direction": "minimize", "space": SPACE, "frozen": [], "neighbors": {},
         "baseline": {"config": defaults, "metric": 1.3},
         "incumbent": {"config": defaults, "metric": 1.3}, "history": [], "memory": {},

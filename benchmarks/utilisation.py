@@ -1,6 +1,6 @@
 """How busy the executor keeps W evaluation slots, on an objective that sleeps a fixed time.
 
-    python benchmarks/utilisation.py [--executors local,ray] [--slots 1,2,4,8]
+    python benchmarks/utilisation.py [--executors local,ray] [--parallel 1,2,4,8]
                                      [--evaluations 48] [--seconds 4.0]
 
 Each (executor, W) is one real bilevel run (arm full, prior researcher, library
@@ -44,7 +44,7 @@ async def measure(executor: Executor, slots: int, evaluations: int, seconds: flo
         iterations=iterations,
         cycle=max(1, iterations // 2),
         seed=0,
-        slots=slots,
+        parallel=slots,
     )
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
@@ -52,7 +52,7 @@ async def measure(executor: Executor, slots: int, evaluations: int, seconds: flo
         wall = time.perf_counter() - start
     ev = summary["evaluation"]
     return {
-        "slots": slots,
+        "parallel": slots,
         "trials": summary["trials"] - 1,
         "utilisation": ev["utilisation"],
         "span_s": ev["span_s"],
@@ -72,11 +72,11 @@ async def warm(executor: Executor, slots: int) -> None:
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--executors", default="local,ray")
-    parser.add_argument("--slots", default="1,2,4,8")
+    parser.add_argument("--parallel", default="1,2,4,8")
     parser.add_argument("--evaluations", type=int, default=48)
     parser.add_argument("--seconds", type=float, default=4.0)
     args = parser.parse_args()
-    widths = [int(w) for w in args.slots.split(",")]
+    widths = [int(w) for w in args.parallel.split(",")]
     print(
         f"# {platform.node()} {os.cpu_count()} cpus, python {platform.python_version()}; "
         f"synthetic:sleep {args.seconds}s x {args.evaluations} evaluations per run"

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from bilevel.config import Arm, RunConfig
 from bilevel.execution.executor import Executor
@@ -48,7 +48,13 @@ class BatchPlan(BaseModel):
     seeds: list[int] = Field([0], min_length=1, description="Seeds.")
     iterations: int | None = Field(None, description="Per run (default: RunConfig's).")
     cycle: int | None = Field(None, description="Per run (default: RunConfig's).")
-    slots: int = Field(1, ge=1, le=64, description="Evaluation slots per run.")
+    parallel: int = Field(
+        1,
+        ge=1,
+        le=64,
+        validation_alias=AliasChoices("parallel", "slots"),
+        description="Parallel evaluations per run.",
+    )
     gate: bool = Field(False, description="The statistical adoption gate (on in bench).")
     objective_options: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="Options per objective name."
@@ -80,7 +86,7 @@ class BatchPlan(BaseModel):
                 objective_options=self.objective_options.get(objective, {}),
                 arm=arm,
                 seed=seed,
-                slots=self.slots,
+                parallel=self.parallel,
                 gate=self.gate,
                 **length,
             )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import AliasChoices, BaseModel, Field, model_validator
 
 Arm = Literal["inner", "restart", "params", "mechanism", "full", "random", "optuna-tpe"]
 Proposer = Literal["researcher", "random", "tpe"]
@@ -122,7 +122,7 @@ class LLMSettings(BaseModel):
 
 
 class RunConfig(BaseModel):
-    """One bilevel run. Every arm has the same budget: 1 + iterations x slots evaluations."""
+    """One bilevel run. Every arm has the same budget: 1 + iterations x parallel evaluations."""
 
     objective: str = Field("synthetic:trainsim", description="Registered objective name.")
     objective_options: dict[str, Any] = Field(
@@ -134,10 +134,20 @@ class RunConfig(BaseModel):
         "baseline (random, optuna-tpe) on the same budget.",
     )
     iterations: int = Field(120, ge=1, le=100_000, description="Inner iterations in the whole run.")
-    cycle: int = Field(12, ge=1, le=100_000, description="Inner iterations per outer cycle.")
+    cycle_length: int = Field(
+        12,
+        ge=1,
+        le=100_000,
+        validation_alias=AliasChoices("cycle_length", "cycle"),  # --cycle; `cycle` before 0.2
+        description="Inner iterations per outer cycle.",
+    )
     seed: int = Field(0, ge=0, description="Seed for researcher, meta-researcher and noise.")
-    slots: int = Field(
-        1, ge=1, le=64, description="Evaluation slots: trials in flight at once (W)."
+    parallel: int = Field(
+        1,
+        ge=1,
+        le=64,
+        validation_alias=AliasChoices("parallel", "slots"),  # slots: the name before 0.2
+        description="Parallel evaluations: trials in flight at once (W).",
     )
     researcher: Literal["prior", "llm"] = Field("prior", description="Who proposes experiments.")
     meta: Literal["library", "llm"] = Field("library", description="Who writes mechanisms.")
@@ -185,14 +195,14 @@ class RunConfig(BaseModel):
                 "an llm researcher or meta-researcher needs --llm (local, "
                 "openai:<model> or a base URL)"
             )
-        if self.noise_repeats >= self.iterations * self.slots:
+        if self.noise_repeats >= self.iterations * self.parallel:
             raise ValueError(
                 f"--noise-repeats {self.noise_repeats} leaves no budget: it must be below "
-                "iterations x slots"
+                "iterations x parallel"
             )
-        if self.cycle > self.iterations:
+        if self.cycle_length > self.iterations:
             raise ValueError(
-                f"--cycle {self.cycle} is longer than --iterations {self.iterations}; "
+                f"--cycle {self.cycle_length} is longer than --iterations {self.iterations}; "
                 "a run needs at least one full cycle"
             )
         return self
@@ -203,11 +213,11 @@ class RunConfig(BaseModel):
 
     @property
     def evaluations(self) -> int:
-        return 1 + self.iterations * self.slots
+        return 1 + self.iterations * self.parallel
 
     @property
     def cycles(self) -> int:
-        return -(-self.iterations // self.cycle)
+        return -(-self.iterations // self.cycle_length)
 
 
 def first_error(exc: Exception, prefix: str = "") -> str:

@@ -20,7 +20,7 @@ is how much better than the incumbent a trial must be to count (k x the noise si
 repeated baseline evaluations, 0.0 unless the run asks for it); `memory` is a JSON dict private
 to the mechanism: mutate it in place and the change is kept for the next call.
 
-The candidates that propose returns come before the researcher's own, so with one free slot the
+The candidates that propose returns come before the researcher's own, so with ctx["picks"] = 1 the
 default select evaluates the mechanism's first proposal.
 """
 
@@ -85,7 +85,7 @@ class Ctx(TypedDict):
     iteration: int
     cycle: int
     evaluations_left: int
-    slots: int  # free evaluation slots
+    picks: int  # how many candidates select may choose now (parallel evaluations free)
     seed: int
     direction: Direction
     space: dict[str, dict[str, Any]]  # {name: {type, default, low/high | choices}}
@@ -115,7 +115,7 @@ def build_ctx(
     iteration: int,
     cycle: int,
     evaluations_left: int,
-    slots: int,
+    picks: int,
     seed: int,
     direction: Direction,
     baseline: MetricPoint,
@@ -130,7 +130,7 @@ def build_ctx(
         "iteration": iteration,
         "cycle": cycle,
         "evaluations_left": evaluations_left,
-        "slots": slots,
+        "picks": picks,
         "seed": seed,
         "direction": direction,
         "space": space.to_json(),
@@ -237,7 +237,7 @@ def default_review(candidate: dict[str, Any], ctx: dict[str, Any]) -> dict[str, 
 
 
 def default_select(candidates: list[dict[str, Any]], ctx: dict[str, Any]) -> list[int]:
-    return list(range(min(len(candidates), max(1, ctx.get("slots", 1)))))
+    return list(range(min(len(candidates), max(1, ctx.get("picks", 1)))))
 
 
 def default_accept(trial: dict[str, Any], ctx: dict[str, Any]) -> bool:
@@ -347,8 +347,8 @@ def check_result(hook: str, value: Any, args: list[Any]) -> Any:
             raise HookTypeError("select must return a non-empty list of indices")
         if any(isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < n for i in value):
             raise HookTypeError(f"select indices must be integers in [0, {n})")
-        if len(set(value)) != len(value) or len(value) > max(1, ctx.get("slots", 1)):
-            raise HookTypeError("select must return distinct indices, no more than the free slots")
+        if len(set(value)) != len(value) or len(value) > max(1, ctx.get("picks", 1)):
+            raise HookTypeError("select must return distinct indices, no more than ctx['picks']")
         return value
     if hook == "accept":
         if not isinstance(value, bool):

@@ -6,7 +6,7 @@ import random
 from collections import Counter
 from typing import Any
 
-from bilevel.graphs.slots import decided_before
+from bilevel.graphs.node_run import decided_before
 from bilevel.graphs.state import BilevelState
 from bilevel.store.ledger import Ledger
 
@@ -35,8 +35,8 @@ def assess_cycle(
     hook calls. trace: the trace's decided trials (read from the ledger when not given).
     Blocking (SQLite): call it from a worker thread in async code."""
     cycle, first = state["cycle_index"], max(1, state["cycle_first_trial"])
-    # The cycle's trials are those it decided: with W slots a few were proposed in the cycle
-    # before, and the ones still in flight are left to the next.
+    # The cycle's trials are those it decided: with W parallel evaluations a few were proposed in
+    # the cycle before, and the ones still in flight are left to the next.
     if trace is None:
         trace = ledger.trials(trace=state["trace"], before=decided_before(state))
     trials = [t for t in trace if t["trial"] >= first]

@@ -25,8 +25,8 @@ from bilevel.graphs.assessment import adopt_rule, assess_cycle, gate_evidence, t
 from bilevel.graphs.context import Context, context_of
 from bilevel.graphs.inner import build_inner_graph
 from bilevel.graphs.meta import meta_research
+from bilevel.graphs.node_run import NodeRun, decided_before
 from bilevel.graphs.setup import default_mechanism, setup
-from bilevel.graphs.slots import Slots, decided_before
 from bilevel.graphs.state import BilevelState, InputState, OutputState, run_config
 from bilevel.sandbox.validation import validate_mechanism
 from bilevel.store.results import write_results
@@ -137,22 +137,22 @@ async def validate(
 ) -> Command[Literal["adopt", "revert", "meta_research"]]:
     """The candidate runs every hook on recorded and synthetic contexts in the sandbox. An LLM
     meta-researcher gets the rejection back for up to `repair_rounds` repair rounds."""
-    slots = await Slots.open(runtime, state)
+    run = await NodeRun.open(runtime, state)
     cand = dict(state["candidate_mechanism"])  # type: ignore[arg-type]
     report = await validate_mechanism(
-        await slots.context.sandbox(),
-        await slots.context.mechanism_source(slots.ledger, cand["id"]),
-        contexts=[await slots.ctx()],
-        timeout_s=slots.config.hook_timeout_s,
+        await run.context.sandbox(),
+        await run.context.mechanism_source(run.ledger, cand["id"]),
+        contexts=[await run.ctx()],
+        timeout_s=run.config.hook_timeout_s,
     )
     cand = with_status(cand, "validated" if report.ok else "rejected")
-    await slots.ledger.set_validation(cand["id"], cand["status"], report.to_json())
+    await run.ledger.set_validation(cand["id"], cand["status"], report.to_json())
     cand["hooks"] = report.hooks
     update: dict[str, Any] = {"candidate_mechanism": cand, "repair": None}
     if report.ok:
         return Command(update=update, goto="adopt")
     rounds = (state.get("repair") or {}).get("round", 0)
-    if cand["name"] == "llm" and rounds < slots.config.llm.repair_rounds:
+    if cand["name"] == "llm" and rounds < run.config.llm.repair_rounds:
         update["repair"] = {
             "round": rounds + 1,
             "reason": report.reason,

@@ -91,7 +91,7 @@ async def measure_noise(
     repeats = run_config.noise_repeats
     if repeats == 0:
         return first["metric"], 0.0
-    gate = asyncio.Semaphore(run_config.slots)
+    gate = asyncio.Semaphore(run_config.parallel)
 
     async def one(i: int) -> dict[str, Any]:
         async with gate:
@@ -156,7 +156,7 @@ async def setup(
         "next_trial": first,
         "cycle_decided": 0,
         "cycle_first_trial": first,
-        "evals_left": run_config.iterations * run_config.slots - run_config.noise_repeats,
+        "evals_left": run_config.iterations * run_config.parallel - run_config.noise_repeats,
         "noise_margin": margin,
         "inflight": [],
         "filling": False,

@@ -21,7 +21,7 @@ class Point(TypedDict):
 
 
 class Assignment(TypedDict):
-    """A trial given to an evaluation slot; fixed when assigned, so a resumed run evaluates it
+    """A trial assigned for evaluation; fixed when assigned, so a resumed run evaluates it
     exactly as the first attempt would have."""
 
     trial: int
@@ -48,29 +48,37 @@ InputState = TypedDict(  # type: ignore[misc]
 )
 
 
-class BilevelState(InputState, total=False):
-    config: dict[str, Any]  # the validated RunConfig
+class InnerState(TypedDict, total=False):
+    """What the inner loop (graphs/inner.py) reads and writes: the part of the run it owns."""
+
+    run_dir: str
+    config: dict[str, Any]  # the validated RunConfig (read it with run_config)
     trace: int  # bumped when the `restart` arm resets the inner loop's history
     cycle_index: int
     cycle_decided: int  # trials accepted or discarded in the current cycle
-    cycle_first_trial: int  # the first trial the current cycle decides
     iteration: int  # research steps in the whole run
     next_trial: int
-    evals_left: int  # evaluations not yet assigned to a slot
+    evals_left: int  # evaluations not yet assigned
     baseline: Point
     incumbent: Point
-    cycle_start_metric: float | None
     noise_margin: float  # k x sigma of repeated baseline evaluations (0.0: plain greedy)
     mechanism: Mechanism
-    previous_mechanism: Mechanism | None
-    candidate_mechanism: Mechanism | None
     inner_params: dict[str, Any]
-    meta_memory: dict[str, Any]  # what the meta-researcher learns across cycles
-    assessment: dict[str, Any]  # the last cycle's statistics
     advice: str
     pending: list[dict[str, Any]]  # candidates of the current iteration
-    inflight: list[Assignment]  # assigned, not yet decided, in trial order (at most `slots`)
-    filling: bool  # the last research step assigned a trial (so free slots are worth filling)
+    inflight: list[Assignment]  # assigned, not yet decided, in trial order (at most `parallel`)
+    filling: bool  # the last research step assigned a trial (so free evaluations are worth filling)
+
+
+class BilevelState(InputState, InnerState, total=False):
+    """The outer loop's state: the inner loop's, plus what only the outer loop keeps."""
+
+    cycle_first_trial: int  # the first trial the current cycle decides
+    cycle_start_metric: float | None
+    previous_mechanism: Mechanism | None
+    candidate_mechanism: Mechanism | None
+    meta_memory: dict[str, Any]  # what the meta-researcher learns across cycles
+    assessment: dict[str, Any]  # the last cycle's statistics
     repair: dict[str, Any] | None  # the last validation failure (id, reason), for a repair round
     done: bool
 
@@ -84,6 +92,6 @@ class OutputState(TypedDict, total=False):
     done: bool
 
 
-def run_config(state: BilevelState) -> RunConfig:
+def run_config(state: InnerState) -> RunConfig:
     """The run's typed configuration (state holds it as JSON data, validated at setup)."""
     return RunConfig.model_validate(state["config"])

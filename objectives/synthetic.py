@@ -6,7 +6,7 @@ researcher prefers the first ones. The traps:
 - deceptive:   greedy steps settle in a shallow basin; the deep one lies across a ridge.
 - interact:    lr and batch size must move together; either alone makes things worse.
 - sleep:       trainsim, taking a fixed wall time per evaluation in its own process, to measure
-               how well the executor keeps evaluation slots busy (benchmarks/utilisation.py).
+               how well the executor keeps parallel evaluations busy (benchmarks/utilisation.py).
 - trainsim:    a training-run surrogate (val_bpb-like) with a late batch-size lever, an lr x batch
                interaction, a divergence region (status nan) and observation noise by default.
 All are minimised; every optimum is exact (`optimum`, `optimum_config`).

@@ -128,7 +128,7 @@ def _worker_preexec() -> None:
 
 
 class _Worker:
-    """One slot of the pool; proc is None until first use or after a kill."""
+    """One worker of the pool; proc is None until first use or after a kill."""
 
     def __init__(self, index: int) -> None:
         self.index = index
@@ -166,7 +166,7 @@ class SandboxPool:
             require_confinement = os.environ.get(REQUIRE_ENV, "") not in ("", "0")
         self.require_confinement = require_confinement
         self.worker_args = worker_args  # tests only (e.g. the worker's --unrestricted-test)
-        self._slots = [_Worker(i) for i in range(self.size)]
+        self._workers = [_Worker(i) for i in range(self.size)]
         self._idle: list[_Worker] | None = None
         self._idle_changed: asyncio.Condition | None = None
         self._served = 0
@@ -186,7 +186,7 @@ class SandboxPool:
 
     def _idle_list(self) -> list[_Worker]:
         if self._idle is None:
-            self._idle = list(self._slots)
+            self._idle = list(self._workers)
             self._idle_changed = asyncio.Condition()
         return self._idle
 
@@ -198,21 +198,21 @@ class SandboxPool:
         assert self._idle_changed is not None
         async with self._idle_changed:
             await self._idle_changed.wait_for(lambda: bool(idle))
-            slot = (
+            worker = (
                 next((w for w in idle if w.alive and w.mechanism == digest), None)
                 or next((w for w in idle if w.mechanism is None), None)
                 or min(idle, key=lambda w: w.used)
             )
-            idle.remove(slot)
+            idle.remove(worker)
         self._served += 1
-        slot.used = self._served
-        return slot
+        worker.used = self._served
+        return worker
 
-    async def _release(self, slot: _Worker) -> None:
+    async def _release(self, worker: _Worker) -> None:
         idle = self._idle_list()
         assert self._idle_changed is not None
         async with self._idle_changed:
-            idle.append(slot)
+            idle.append(worker)
             idle.sort(key=lambda w: w.index)
             self._idle_changed.notify()
 
@@ -221,7 +221,7 @@ class SandboxPool:
         (ConfinementError with --require-confinement on a machine that cannot confine)."""
         self._idle_list()
         try:
-            await asyncio.gather(*(self._spawn(slot) for slot in self._slots if not slot.alive))
+            await asyncio.gather(*(self._spawn(w) for w in self._workers if not w.alive))
         except _Fault as fault:
             if fault.outcome == "confinement":
                 raise ConfinementError(fault.error) from None
@@ -230,11 +230,11 @@ class SandboxPool:
     async def close(self) -> None:
         """Stop every worker and wait for it; no process outlives this call."""
         self._closed = True
-        await asyncio.gather(*(self._stop(slot) for slot in self._slots))
+        await asyncio.gather(*(self._stop(worker) for worker in self._workers))
         self._finalizer()
 
-    async def _stop(self, slot: _Worker) -> None:
-        proc, slot.proc = slot.proc, None
+    async def _stop(self, worker: _Worker) -> None:
+        proc, worker.proc = worker.proc, None
         if proc is None:
             return
         if proc.returncode is None and proc.stdin is not None:
@@ -250,17 +250,17 @@ class SandboxPool:
         await proc.wait()
         self._pids.discard(proc.pid)
 
-    async def _kill(self, slot: _Worker) -> None:
-        proc, slot.proc = slot.proc, None
-        slot.mechanism, slot.loaded = None, None
+    async def _kill(self, worker: _Worker) -> None:
+        proc, worker.proc = worker.proc, None
+        worker.mechanism, worker.loaded = None, None
         if proc is not None:
             await self._reap(proc)
 
-    async def _spawn(self, slot: _Worker) -> None:
+    async def _spawn(self, worker: _Worker) -> None:
         if self._closed:
             raise _Fault("crash", "sandbox pool is closed")
-        if slot.proc is not None:
-            await self._kill(slot)
+        if worker.proc is not None:
+            await self._kill(worker)
         proc = await asyncio.create_subprocess_exec(
             # -P: do not put the cwd on sys.path, so nothing there can shadow our modules.
             # The pid is padded so that every worker's start-up allocates the same sizes.
@@ -276,7 +276,7 @@ class SandboxPool:
             limit=self.max_result_bytes + 1,
         )  # fmt: skip
         self._pids.add(proc.pid)
-        slot.proc, slot.mechanism, slot.loaded, slot.calls = proc, None, None, 0
+        worker.proc, worker.mechanism, worker.loaded, worker.calls = proc, None, None, 0
         try:
             assert proc.stdout is not None
             async with asyncio.timeout(START_TIMEOUT_S):
@@ -285,15 +285,15 @@ class SandboxPool:
             line = b""
         ready = _parse_ready(line)
         if ready is None:
-            await self._kill(slot)
+            await self._kill(worker)
             err = await proc.stderr.read() if proc.stderr is not None else b""
             last = err.decode(errors="replace").strip().splitlines()[-1:] or ["no ready line"]
             raise _Fault("crash", f"sandbox worker failed to start: {last[0]}")
-        slot.ready = ready
+        worker.ready = ready
         missing = missing_confinement(ready)
         if missing is not None:
             if self.require_confinement:
-                await self._kill(slot)
+                await self._kill(worker)
                 raise _Fault(
                     "confinement",
                     f"--require-confinement: sandbox workers cannot be confined here: {missing}",
@@ -311,11 +311,11 @@ class SandboxPool:
             self._hashes[source] = digest
         return digest
 
-    async def _roundtrip(self, slot: _Worker, payload: bytes, timeout: float) -> dict[str, Any]:
+    async def _roundtrip(self, worker: _Worker, payload: bytes, timeout: float) -> dict[str, Any]:
         """Send one request line, return the parsed reply, or raise _Fault (worker killed)."""
-        proc = slot.proc
+        proc = worker.proc
         assert proc is not None and proc.stdin is not None and proc.stdout is not None
-        slot.calls += 1
+        worker.calls += 1
         done = False
         try:
             try:
@@ -341,23 +341,23 @@ class SandboxPool:
             return reply
         finally:
             if not done:  # a fault, or our caller was cancelled: the worker's state is unknown
-                await asyncio.shield(self._kill(slot))
+                await asyncio.shield(self._kill(worker))
 
-    async def _ensure_loaded(self, slot: _Worker, digest: str, source: str) -> dict[str, Any]:
+    async def _ensure_loaded(self, worker: _Worker, digest: str, source: str) -> dict[str, Any]:
         """A live worker holding exactly this mechanism (a fresh process if it held another);
         the worker's reply to loading it. Loading has its own time limit."""
-        stale = slot.calls >= self.recycle_after or slot.mechanism not in (None, digest)
-        if not slot.alive or stale:
-            await self._spawn(slot)
-        if slot.mechanism == digest and slot.loaded is not None:
-            return slot.loaded
+        stale = worker.calls >= self.recycle_after or worker.mechanism not in (None, digest)
+        if not worker.alive or stale:
+            await self._spawn(worker)
+        if worker.mechanism == digest and worker.loaded is not None:
+            return worker.loaded
         body = {"op": "load", "hash": digest, "source": source}
         payload = json.dumps(body, separators=(",", ":")).encode() + b"\n"
         try:
-            reply = await self._roundtrip(slot, payload, self.load_timeout_s)
+            reply = await self._roundtrip(worker, payload, self.load_timeout_s)
         except _Fault as fault:
             raise _Fault(fault.outcome, f"loading the mechanism: {fault.error}") from None
-        slot.mechanism, slot.loaded = digest, reply
+        worker.mechanism, worker.loaded = digest, reply
         return reply
 
     async def _run(
@@ -373,17 +373,17 @@ class SandboxPool:
                 body = json.dumps(req, separators=(",", ":")).encode() + b"\n"
             except (TypeError, ValueError) as exc:
                 raise TypeError(f"sandbox arguments must be JSON data: {exc}") from exc
-        slot = await self._acquire(digest)
+        worker = await self._acquire(digest)
         start = time.perf_counter()
         try:
             for attempt in range(2):
-                fresh = not slot.alive
+                fresh = not worker.alive
                 try:
-                    loaded = await self._ensure_loaded(slot, digest, source)
+                    loaded = await self._ensure_loaded(worker, digest, source)
                     if req is None or not loaded.get("ok"):
                         return loaded, 0.0
                     start = time.perf_counter()  # loading is not the hook's time
-                    reply = await self._roundtrip(slot, body, timeout)
+                    reply = await self._roundtrip(worker, body, timeout)
                     return reply, (time.perf_counter() - start) * 1000
                 except _Fault as fault:
                     # A worker that died between calls (killed from outside, CPU limit reached)
@@ -394,7 +394,7 @@ class SandboxPool:
                         raise
             raise AssertionError("unreachable")
         finally:
-            await self._release(slot)
+            await self._release(worker)
 
     async def call(
         self,
@@ -434,26 +434,26 @@ class SandboxPool:
         """Tests only (the worker must run with --unrestricted-test): run code in a fresh,
         confined worker with no policy at all; the worker's reply."""
         digest = self._hash(f"raw:{code}")
-        slot = await self._acquire(digest)
+        worker = await self._acquire(digest)
         try:
-            await self._spawn(slot)
+            await self._spawn(worker)
             payload = json.dumps({"op": "raw", "code": code}).encode() + b"\n"
             try:
-                return await self._roundtrip(slot, payload, timeout_s)
+                return await self._roundtrip(worker, payload, timeout_s)
             except _Fault as fault:
                 return {"ok": False, "kind": fault.outcome, "error": fault.error}
         finally:
-            await self._kill(slot)
-            await self._release(slot)
+            await self._kill(worker)
+            await self._release(worker)
 
     def confinement(self) -> list[dict[str, Any]]:
         """Each live worker's ready line: seccomp (bool), landlock (ABI, 0: none), why."""
-        return [dict(slot.ready or {}) for slot in self._slots if slot.alive]
+        return [dict(worker.ready or {}) for worker in self._workers if worker.alive]
 
     def seccomp(self) -> list[bool]:
         """Whether each live worker reported its seccomp filter installed."""
-        return [(slot.ready or {}).get("seccomp") is True for slot in self._slots if slot.alive]
+        return [(w.ready or {}).get("seccomp") is True for w in self._workers if w.alive]
 
     def pids(self) -> list[int]:
         """Process ids of the live workers (for tests and diagnostics)."""
-        return [slot.proc.pid for slot in self._slots if slot.proc is not None and slot.alive]
+        return [w.proc.pid for w in self._workers if w.proc is not None and w.alive]

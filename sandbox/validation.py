@@ -86,7 +86,7 @@ def _context(
 ) -> dict[str, Any]:
     best = min((t["metric"] for t in history if t["accepted"]), default=metric)
     config = _defaults(space)
-    shape = {"slots": 1, "direction": "minimize", "frozen": [], **extra}
+    shape = {"picks": 1, "direction": "minimize", "frozen": [], **extra}
     return build_ctx(
         space=SearchSpace.from_json(space),
         iteration=len(history),
@@ -115,7 +115,7 @@ def synthetic_contexts() -> list[tuple[str, dict[str, Any]]]:
                 1.0,
                 direction="maximize",
                 frozen=["optimizer"],
-                slots=2,
+                picks=2,
             ),
         ),  # fmt: skip
     ]
@@ -161,7 +161,7 @@ def _args(hook: str, ctx: dict[str, Any], round_: int) -> list[Any]:
     if hook == "review":
         return [candidates[0], ctx]
     if hook == "select":
-        return [candidates, {**ctx, "slots": 2}]
+        return [candidates, {**ctx, "picks": 2}]
     if hook == "accept":
         changes = candidates[0]["changes"]
         trial = {"trial": 7, "config": {**_defaults(space), **changes}, "changes": changes,

@@ -13,7 +13,7 @@ import math
 import random
 
 FACTORS = 7  # parameters per design (at most 11)
-ROWS_PER_CALL = 1  # design rows proposed per call (more only pays with more slots)
+ROWS_PER_CALL = 1  # design rows proposed per call (more only pays with parallel evaluations)
 LEVEL_STEP = "far"  # "far": the /2 and x2 neighbours; "near": the closest ones below / above
 WAIT_CALLS = 3  # calls to wait for the rows' results before abandoning a design
 

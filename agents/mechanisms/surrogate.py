@@ -6,9 +6,9 @@ that select has a real choice even when the researcher makes a single proposal.
 Each candidate's full config (incumbent config + its changes) is mapped to the unit cube (log
 scale for logfloat, index / len(choices) for categoricals). Its score is the distance-weighted
 mean metric of its K nearest ok trials, minus an exploration bonus EXPLORATION x (distance to
-the nearest trial) x (metric spread), both signed by direction; the best ctx["slots"] candidates
+the nearest trial) x (metric spread), both signed by direction; the best ctx["picks"] candidates
 are evaluated. With fewer than MIN_HISTORY ok trials it keeps the default order. Why it helps:
-when the researcher and the tool slot offer more candidates than there are slots, the surrogate
+when the researcher and the tool slot offer more candidates than select may pick, the surrogate
 spends evaluations where history predicts gains instead of on the prior's first guess.
 """
 
@@ -89,13 +89,13 @@ def propose(ctx):
 
 
 def select(candidates, ctx):
-    slots = max(1, ctx.get("slots", 1) or 1)
+    picks = max(1, ctx.get("picks", 1) or 1)
     n = len(candidates)
-    default = list(range(min(n, slots)))
+    default = list(range(min(n, picks)))
     ok = [
         t for t in ctx.get("history") or [] if t.get("status") == "ok" and finite(t.get("metric"))
     ][-MAX_POINTS:]
-    if len(ok) < MIN_HISTORY or n <= slots:
+    if len(ok) < MIN_HISTORY or n <= picks:
         return default
     specs = ctx.get("space") or {}
     names = list(specs)
@@ -123,4 +123,4 @@ def select(candidates, ctx):
         # lower is better after signing; distance from known points earns an exploration bonus
         scored.append([predicted - EXPLORATION * spread * near[0][0], index])
     scored.sort()
-    return [item[1] for item in scored[:slots]]
+    return [item[1] for item in scored[:picks]]

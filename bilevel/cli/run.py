@@ -29,7 +29,7 @@ from bilevel.execution.executor import Executor
 from bilevel.objectives import registered
 from bilevel.objectives.script import cli_options as script_cli_options
 from bilevel.progress import RunProgress
-from bilevel.reporting.report import summarize
+from bilevel.reporting.report import parallel_of, summarize
 from bilevel.sandbox.pool import REQUIRE_ENV
 from bilevel.terminal import safe
 
@@ -55,7 +55,7 @@ def run_length(
         obj = None  # its options are checked, with a clear error, when the run is configured
     fields = RunConfig.model_fields
     default_iterations = getattr(obj, "default_iterations", fields["iterations"].default)
-    default_cycle = getattr(obj, "default_cycle", fields["cycle"].default)
+    default_cycle = getattr(obj, "default_cycle", fields["cycle_length"].default)
     return (
         default_iterations if iterations is None else iterations,
         default_cycle if cycle is None else cycle,
@@ -101,7 +101,7 @@ RUN_OPTIONS: dict[str, str] = {
     "objective": "objective",
     "arm": "arm",
     "seed": "seed",
-    "slots": "slots",
+    "parallel": "parallel",
     "hook_timeout": "hook_timeout_s",
     "noise_repeats": "noise_repeats",
     "noise_k": "noise_k",
@@ -130,7 +130,7 @@ RUN_OPTIONS: dict[str, str] = {
 # script flags folded into the objective's options) and the fields they end in.
 DERIVED_OPTIONS: dict[str, str] = {
     "iterations": "iterations",
-    "cycle": "cycle",
+    "cycle": "cycle_length",
     "researcher": "researcher",
     "meta": "meta",
     "eval_timeout": "eval_timeout_s",
@@ -192,7 +192,12 @@ def run(
         ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed: same seed, same results.tsv.")] = 0,
-    slots: Annotated[int, typer.Option(help="Evaluation slots: trials evaluated at once (W).")] = 1,
+    parallel: Annotated[
+        int,
+        typer.Option(
+            "--parallel", "--slots", help="Parallel evaluations: trials evaluated at once (W)."
+        ),
+    ] = 1,
     run_dir: Annotated[
         Path | None, typer.Option(help="Run directory (default runs/<name>).")
     ] = None,
@@ -330,13 +335,13 @@ def run(
             objective_options=objective_options,
             meta_prior=meta_prior,
             iterations=iterations,
-            cycle=cycle,
+            cycle_length=cycle,
             researcher=researcher or ("llm" if llm != "none" else "prior"),
             meta=meta or ("llm" if llm != "none" else "library"),
             eval_timeout_s=eval_timeout,
             llm_seed=seed,
         )
-        pool = build_executor(executor, ray_address, devices, ray_cpus, ray_gpus, slots)
+        pool = build_executor(executor, ray_address, devices, ray_cpus, ray_gpus, parallel)
     except ValidationError as exc:
         fail(flag_error(exc))
     except USER_ERRORS as exc:
@@ -361,19 +366,19 @@ def resume(
     may differ from the one it started with."""
     confine(require_confinement)
     try:
-        slots = _run_slots(run_dir)
-        pool = build_executor(executor, ray_address, devices, ray_cpus, ray_gpus, slots)
+        parallel = _run_parallel(run_dir)
+        pool = build_executor(executor, ray_address, devices, ray_cpus, ray_gpus, parallel)
     except USER_ERRORS as exc:
         fail(first_error(exc))
     _execute(lambda progress: _arun(None, run_dir, progress, checkpointer, pool), json_out)
 
 
-def _run_slots(run_dir: Path) -> int:
+def _run_parallel(run_dir: Path) -> int:
     from bilevel.store.ledger import open_ledger
 
     ledger = open_ledger(run_dir)
     try:
-        return (ledger.get_meta("config") or {}).get("slots", 1)
+        return parallel_of(ledger.get_meta("config") or {})
     finally:
         ledger.close()
 
@@ -469,8 +474,8 @@ def print_summary(s: dict[str, Any]) -> None:
     if ev["utilisation"] is not None and ev["busy_s"] >= 1.0:  # not for millisecond objectives
         lost = f", {ev['workers_lost']} workers lost (retried)" if ev["workers_lost"] else ""
         out.print(
-            f"evaluation: {ev['slots']} slots, utilisation {ev['utilisation']:.1%} "
-            f"({ev['busy_s']:.1f} busy slot-s over {ev['span_s']:.1f} s){lost}"
+            f"evaluation: {ev['parallel']} parallel, utilisation {ev['utilisation']:.1%} "
+            f"({ev['busy_s']:.1f} busy evaluation-s over {ev['span_s']:.1f} s){lost}"
         )
     for node, u in s["llm"]["by_node"].items():
         out.print(

@@ -39,7 +39,9 @@ RayAddressFlag = Annotated[
 ]
 DevicesFlag = Annotated[
     str | None,
-    executor_option("local: devices for the slots, e.g. 0,1,2,3 (CUDA_VISIBLE_DEVICES)."),
+    executor_option(
+        "local: devices for parallel evaluations, e.g. 0,1,2,3 (CUDA_VISIBLE_DEVICES)."
+    ),
 ]
 RayCpusFlag = Annotated[float, executor_option("ray: CPUs each evaluation task declares.")]
 RayGpusFlag = Annotated[float, executor_option("ray: GPUs each evaluation task declares.")]
@@ -51,9 +53,9 @@ def build_executor(
     devices: str | None,
     ray_cpus: float,
     ray_gpus: float,
-    slots: int,
+    parallel: int,
 ) -> Executor:
-    """The executor the flags describe (slots: evaluations that may run at once);
+    """The executor the flags describe (parallel: evaluations that may run at once);
     ValueError (one line) for a bad combination."""
     if kind == "local" and ray_address is not None:
         raise ValueError("--ray-address needs --executor ray")
@@ -61,7 +63,7 @@ def build_executor(
         raise ValueError("--devices is for --executor local (Ray assigns GPUs itself)")
     # A local Ray runtime gets enough logical CPUs that every slot can hold a task.
     ray_init = (
-        None if ray_address else {"num_cpus": max(os.cpu_count() or 1, int(slots * ray_cpus))}
+        None if ray_address else {"num_cpus": max(os.cpu_count() or 1, int(parallel * ray_cpus))}
     )
     return make_executor(
         kind,
@@ -94,7 +96,9 @@ Objectives = Annotated[str | None, typer.Option(help="Comma-separated objective 
 Seeds = Annotated[str | None, typer.Option(help="Seeds: 0,1,2 or 0-4.")]
 Iterations = Annotated[int | None, typer.Option(help="Inner iterations per run.")]
 Cycle = Annotated[int | None, typer.Option(help="Inner iterations per cycle.")]
-Slots = Annotated[int | None, typer.Option(help="Evaluation slots per run.")]
+Parallel = Annotated[
+    int | None, typer.Option("--parallel", "--slots", help="Parallel evaluations per run (W).")
+]
 Concurrency = Annotated[int, typer.Option(help="Runs at once.")]
 
 
@@ -105,7 +109,7 @@ def batch(
     file: PlanFile = None,
     iterations: Iterations = None,
     cycle: Cycle = None,
-    slots: Slots = None,
+    parallel: Parallel = None,
     out: Annotated[Path, typer.Option(help="Batch directory (one run dir per run).")] = Path(
         "runs/batch"
     ),
@@ -119,7 +123,7 @@ def batch(
     """Run objectives x arms x seeds, several at once; run it again to resume an interrupted
     batch (finished runs are kept, the others continue)."""
     flags = {"objectives": split(objectives), "arms": split(arms), "seeds": seeds,
-             "iterations": iterations, "cycle": cycle, "slots": slots}  # fmt: skip
+             "iterations": iterations, "cycle": cycle, "parallel": parallel}  # fmt: skip
     executor_flags = (executor, ray_address, devices, ray_cpus, ray_gpus)
     summaries = run_plan("batch", file, flags, out, max_concurrency, executor_flags)
     print_batch(summaries, out)
@@ -147,7 +151,7 @@ def run_plan(
             raise ValueError("name the objectives: --objectives a,b or --file plan.toml")
         plan = BatchPlan(**fields)
         configs = plan.configs()
-        pool = build_executor(*executor_flags, plan.slots * max_concurrency)
+        pool = build_executor(*executor_flags, plan.parallel * max_concurrency)
     except ValidationError as exc:
         fail(first_error(exc, prefix="--"))
     except USER_ERRORS as exc:
@@ -186,7 +190,7 @@ def bench(
     file: PlanFile = None,
     iterations: Iterations = None,
     cycle: Cycle = None,
-    slots: Slots = None,
+    parallel: Parallel = None,
     out: Annotated[Path, typer.Option(help="Bench directory (one run dir per run).")] = Path(
         "runs/bench"
     ),
@@ -213,7 +217,7 @@ def bench(
         "seeds": seeds or (None if file else "0-4"),
         "iterations": iterations,
         "cycle": cycle,
-        "slots": slots,
+        "parallel": parallel,
         "gate": gate,
     }
     executor_flags = (executor, ray_address, devices, ray_cpus, ray_gpus)

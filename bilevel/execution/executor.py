@@ -57,8 +57,8 @@ class Executor(Protocol):
 
 class LocalExecutor:
     """Evaluations as processes on this machine. devices: e.g. ["0", "1"]; each evaluation
-    holds one while it runs, in its own process with CUDA_VISIBLE_DEVICES set to it, so W slots
-    over D devices never put two evaluations on one device."""
+    holds one while it runs, in its own process with CUDA_VISIBLE_DEVICES set to it, so W
+    parallel evaluations over D devices never put two evaluations on one device."""
 
     name = "local"
 

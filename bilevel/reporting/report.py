@@ -41,7 +41,7 @@ def summary_of(ledger: Ledger) -> dict[str, Any]:
         "labels": ledger.get_meta("labels") or {},
         "direction": direction,
         "trials": len(trials),
-        "budget": 1 + config.get("iterations", 0) * config.get("slots", 1),
+        "budget": 1 + config.get("iterations", 0) * parallel_of(config),
         "baseline_metric": baseline,
         "best_metric": best,
         "improvement": improvement(baseline, best, direction) if best is not None else 0.0,
@@ -64,7 +64,7 @@ def summary_of(ledger: Ledger) -> dict[str, Any]:
             "tokens": tokens,
             "cost_usd": cost,
         },
-        "evaluation": slot_use(ledger, config.get("slots", 1)),
+        "evaluation": evaluation_use(ledger, parallel_of(config)),
         "noise": noise,
         "cycle_log": [
             {
@@ -86,8 +86,13 @@ def failed_calls(ledger: Ledger, mech_id: str) -> int:
     return rows[0]["n"]
 
 
-def slot_use(ledger: Ledger, slots: int) -> dict[str, Any]:
-    """How busy the W evaluation slots were, from the trials' start and finish times:
+def parallel_of(config: dict[str, Any]) -> int:
+    """W of a stored config (runs recorded before 0.2 call it slots)."""
+    return config.get("parallel", config.get("slots", 1))
+
+
+def evaluation_use(ledger: Ledger, parallel: int) -> dict[str, Any]:
+    """How busy the W parallel evaluations were, from the trials' start and finish times:
     utilisation = busy slot-seconds / (W x the span from the first trial's start to the last
     one's finish). The baseline (trial 0) is left out: every later trial waits for it."""
     rows = ledger.query(
@@ -96,7 +101,7 @@ def slot_use(ledger: Ledger, slots: int) -> dict[str, Any]:
     lost = ledger.query("SELECT COUNT(*) AS n FROM notes WHERE kind = 'worker_lost'")[0]["n"]
     if not rows:
         return {
-            "slots": slots,
+            "parallel": parallel,
             "utilisation": None,
             "busy_s": 0.0,
             "span_s": 0.0,
@@ -105,8 +110,8 @@ def slot_use(ledger: Ledger, slots: int) -> dict[str, Any]:
     busy = sum(r["finished"] - r["started"] for r in rows)
     span = max(r["finished"] for r in rows) - min(r["started"] for r in rows)
     return {
-        "slots": slots,
-        "utilisation": busy / (slots * span) if span > 0 else None,
+        "parallel": parallel,
+        "utilisation": busy / (parallel * span) if span > 0 else None,
         "busy_s": busy,
         "span_s": span,
         "workers": sorted({r["worker"].rsplit(":", 1)[0] for r in rows if r["worker"]}),
@@ -183,10 +188,10 @@ def write_report(run_dir: str | Path) -> Path:
         f"researcher: {s['labels'].get('researcher', s['researcher'])}  ",
         f"meta-researcher: {s['labels'].get('meta', s['meta'])}",
         "",
-        "| baseline | best | improvement | trials / budget | cycles | slots | utilisation |",
+        "| baseline | best | improvement | trials / budget | cycles | parallel | utilisation |",
         "|---|---|---|---|---|---|---|",
         f"| {_num(s['baseline_metric'])} | {_num(s['best_metric'])} | {_num(s['improvement'])} "
-        f"| {s['trials']} / {s['budget']} | {s['cycles']} | {s['evaluation']['slots']} "
+        f"| {s['trials']} / {s['budget']} | {s['cycles']} | {s['evaluation']['parallel']} "
         f"| {_pct(s['evaluation']['utilisation'])} |",
         "",
     ]

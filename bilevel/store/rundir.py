@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import os
 from pathlib import Path
+from typing import Any
 
 from bilevel.config import RunConfig
 from bilevel.store.ledger import Ledger
@@ -54,13 +55,26 @@ class RunDirLock:
             self.fd = None
 
 
+def same_run(stored: dict[str, Any], mine: dict[str, Any]) -> bool:
+    """Is the stored config this run's? Read through RunConfig, so a run recorded under an older
+    field name (slots, cycle) is still recognised."""
+    if stored == mine:
+        return True
+    try:
+        return RunConfig.model_validate(stored).model_dump() == mine
+    except ValueError:  # not a config this version can read: another run
+        return False
+
+
 def claim_run_dir(ledger: Ledger, config: RunConfig) -> None:
     """Record the run's config in its ledger, or refuse a directory that holds another run."""
     mine = config.model_dump()
     theirs = ledger.get_meta("config")
     if theirs is None:
         ledger.set_meta("config", mine)
-    elif theirs != mine:
+    elif same_run(theirs, mine):
+        return
+    else:
         raise RunDirConflict(
             f"run dir {ledger.path.parent} belongs to another run "
             f"(objective {theirs['objective']}, arm {theirs['arm']}, seed {theirs['seed']}): "

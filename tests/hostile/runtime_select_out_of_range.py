@@ -1,5 +1,5 @@
 """Select out of range: an index past the end, a negative index (valid in Python), a bool, a
-float, duplicates and more picks than free slots, rotating per call.
+float, duplicates and more picks than ctx['picks'], rotating per call.
 
 Layer: the contract's result check: bad_type, the default (first candidate) is evaluated.
 Expect: runtime outcome=bad_type error="select"

@@ -29,7 +29,7 @@ PLAN = BatchPlan(
     seeds=[0, 1],
     iterations=8,
     cycle=4,
-    slots=2,
+    parallel=2,
 )
 FLAGS = [
     "--objectives", "synthetic:interact,synthetic:late-lever", "--arms", "inner,restart,full",

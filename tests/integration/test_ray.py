@@ -1,6 +1,7 @@
 """The Ray executor against a real local Ray runtime (`ray.init` with a few CPUs): a bilevel run
-to completion with W slots, the same results as the local executor, and a trial whose Ray worker
-process is SIGKILLed mid-evaluation (retried, recorded in the ledger, nothing lost)."""
+to completion with W parallel evaluations, the same results as the local executor, and a
+trial whose Ray worker process is SIGKILLed mid-evaluation (retried, recorded in the ledger,
+nothing lost)."""
 
 from __future__ import annotations
 
@@ -44,14 +45,14 @@ async def test_a_bilevel_run_through_ray_matches_the_local_executor(ray_runtime,
         arm="full",
         iterations=6,
         cycle=3,
-        slots=3,
+        parallel=3,
         seed=4,
     )
     summary = await arun(config, tmp_path / "ray", executor=RayExecutor())
     assert summary["finished"] and summary["trials"] == 1 + 6 * 3 and summary["cycles"] == 2
     workers = {r["worker"] for r in rows(tmp_path / "ray", "SELECT worker FROM trials")}
     assert workers and all(w.startswith("ray:") for w in workers)
-    assert summary["evaluation"]["slots"] == 3 and summary["evaluation"]["utilisation"] > 0
+    assert summary["evaluation"]["parallel"] == 3 and summary["evaluation"]["utilisation"] > 0
     await arun(config, tmp_path / "local", executor=LocalExecutor())
     # Same seed and W: the same trials in the same order, wherever they were evaluated.
     ray_tsv = (tmp_path / "ray" / "results.tsv").read_text()
@@ -74,7 +75,7 @@ async def test_a_killed_ray_worker_is_retried_and_recorded(ray_runtime, tmp_path
         arm="full",
         iterations=4,
         cycle=2,
-        slots=2,
+        parallel=2,
         seed=0,
     )
     run_dir = tmp_path / "run"

@@ -39,7 +39,7 @@ def test_plan_gives_one_config_per_objective_arm_seed(tmp_path: Path):
         ("synthetic:interact", "inner", 1),
         ("synthetic:interact", "restart", 0),
     ]
-    assert all(c.slots == 2 and c.iterations == 8 for c in configs)
+    assert all(c.parallel == 2 and c.iterations == 8 for c in configs)
     assert configs[-1].objective_options == {"noise": 0.01} and configs[0].objective_options == {}
     dirs = {run_dir_for(tmp_path, c) for c in configs}
     assert len(dirs) == 12  # every run its own directory

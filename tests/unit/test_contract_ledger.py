@@ -3,7 +3,7 @@ import pytest
 from bilevel.contract import HookTypeError, better, check_plain, check_result
 from bilevel.store.ledger import Ledger
 
-CTX = {"slots": 2, "direction": "minimize", "incumbent": {"metric": 1.0}}
+CTX = {"picks": 2, "direction": "minimize", "incumbent": {"metric": 1.0}}
 
 
 def test_better_respects_direction_and_missing_values():

@@ -168,7 +168,7 @@ def make_ctx(
         "iteration": len(history),
         "cycle": 0,
         "evaluations_left": 50,
-        "slots": slots,
+        "picks": slots,
         "seed": 7,
         "direction": direction,
         "space": copy.deepcopy(space),

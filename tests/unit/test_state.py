@@ -12,7 +12,7 @@ def test_input_state_carries_every_run_config_field():
 async def test_every_ctx_builder_gives_the_contract_keys(tmp_path):
     from bilevel.contract import CTX_KEYS, HISTORY_KEYS
     from bilevel.graphs.context import Context
-    from bilevel.graphs.slots import Slots
+    from bilevel.graphs.node_run import NodeRun
     from bilevel.objectives import make_objective
     from bilevel.sandbox.validation import synthetic_contexts
     from bilevel.store.ledger import AsyncLedger, Ledger
@@ -47,7 +47,7 @@ async def test_every_ctx_builder_gives_the_contract_keys(tmp_path):
     )
     point = {"config": config, "metric": 1.0, "trial": 0}
     state = {
-        "config": {"slots": 1, "seed": 0},
+        "config": {"parallel": 1, "seed": 0},
         "trace": 0,
         "next_trial": 1,
         "iteration": 0,
@@ -59,7 +59,7 @@ async def test_every_ctx_builder_gives_the_contract_keys(tmp_path):
         "inner_params": {"frozen": []},
         "mechanism": {"id": "default", "memory": {}},
     }
-    ctx = await Slots(Context(), AsyncLedger(ledger), objective, state).ctx()
+    ctx = await NodeRun(Context(), AsyncLedger(ledger), objective, state).ctx()
     assert set(ctx) == set(CTX_KEYS)
     assert set(ctx["history"][0]) == set(HISTORY_KEYS)
     ledger.close()

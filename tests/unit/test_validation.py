@@ -42,7 +42,7 @@ def review(candidate, ctx):
     return candidate
 
 def select(candidates, ctx):
-    return list(range(min(len(candidates), ctx["slots"])))
+    return list(range(min(len(candidates), ctx["picks"])))
 
 def accept(trial, ctx):
     best = ctx["incumbent"]["metric"]

@@ -1,4 +1,4 @@
-"""W evaluation slots on the local executor: determinism whatever the finishing order, device
+"""W parallel evaluations on the local executor: determinism whatever the finishing order, device
 assignment, timeouts that kill the process group, and a kill + resume with trials in flight."""
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def jittery(slots: int, seed: int = 1) -> RunConfig:
         arm="full",
         iterations=8,
         cycle=4,
-        slots=slots,
+        parallel=slots,
         seed=seed,
     )
 
@@ -69,7 +69,7 @@ async def test_w_slots_are_busy_at_once(tmp_path: Path):
         running += step
         peak = max(peak, running)
     assert peak == 4
-    assert summary["evaluation"]["slots"] == 4 and 0 < summary["evaluation"]["utilisation"] <= 1
+    assert summary["evaluation"]["parallel"] == 4 and 0 < summary["evaluation"]["utilisation"] <= 1
 
 
 async def test_each_evaluation_holds_its_own_device(monkeypatch):
@@ -113,7 +113,7 @@ def test_kill_with_trials_in_flight_then_resume(tmp_path: Path):
     """SIGKILL the run while W trials evaluate: the resume re-starts the unfinished ones, keeps the
     finished ones, and ends with the same results as a run never killed."""
     args = [
-        "--objective", "synthetic:sleep", "--objective-opt", "seconds=0.3", "--slots", "3",
+        "--objective", "synthetic:sleep", "--objective-opt", "seconds=0.3", "--parallel", "3",
         "--iterations", "6", "--cycle", "3", "--seed", "2",
     ]  # fmt: skip
     killed = tmp_path / "killed"

@@ -24,7 +24,7 @@ from bilevel.contract import (
 )
 from bilevel.graphs.context import Context, context_of
 from bilevel.graphs.history import TrialHistory
-from bilevel.graphs.state import BilevelState, Point, run_config
+from bilevel.graphs.state import InnerState, Point, run_config
 from bilevel.objectives import Objective
 from bilevel.store.ledger import AsyncLedger
 
@@ -32,12 +32,12 @@ HISTORY_LIMIT = 500  # trials of the current trace a hook sees (most recent)
 Check = Callable[[Any], "str | None"]
 
 
-def free_slots(state: BilevelState) -> int:
-    """Evaluation slots not in use, counting only evaluations the budget still allows."""
-    return max(0, min(run_config(state).slots - len(state["inflight"]), state["evals_left"]))
+def free_evaluations(state: InnerState) -> int:
+    """Parallel evaluations not in use, counting only evaluations the budget still allows."""
+    return max(0, min(run_config(state).parallel - len(state["inflight"]), state["evals_left"]))
 
 
-def decided_before(state: BilevelState) -> int:
+def decided_before(state: InnerState) -> int:
     """Trials with smaller ids are all decided (accepted or discarded); the ones in flight
     are not, and what a node sees must not depend on which of them happened to finish."""
     return state["inflight"][0]["trial"] if state["inflight"] else state["next_trial"]
@@ -47,12 +47,12 @@ def call_seed(seed: int, key: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}:{key}".encode()).digest()[:4], "big")
 
 
-class Slots:
+class NodeRun:
     """One node execution's view of the run: its ledger, objective and mechanism (a copy whose
     memory the hooks update; the node returns it as its state update)."""
 
     def __init__(
-        self, context: Context, ledger: AsyncLedger, objective: Objective, state: BilevelState
+        self, context: Context, ledger: AsyncLedger, objective: Objective, state: InnerState
     ) -> None:
         self.context, self.ledger, self.objective, self.state = context, ledger, objective, state
         self.mechanism: Mechanism = copy.deepcopy(state["mechanism"])
@@ -68,7 +68,7 @@ class Slots:
         return self.context.history(str(self.ledger.sync.path))
 
     @classmethod
-    async def open(cls, runtime: Any, state: BilevelState) -> Slots:
+    async def open(cls, runtime: Any, state: InnerState) -> NodeRun:
         context = context_of(runtime)
         ledger = await context.aledger(state["run_dir"])
         return cls(context, ledger, context.objective(run_config(state)), state)
@@ -92,7 +92,7 @@ class Slots:
             iteration=state["iteration"],
             cycle=state["cycle_index"],
             evaluations_left=state["evals_left"],
-            slots=max(1, free_slots(state)),
+            picks=max(1, free_evaluations(state)),
             seed=self.config.seed,
             direction=self.objective.direction,  # type: ignore[arg-type]
             baseline=state["baseline"],
