@@ -1,10 +1,13 @@
-"""Classical baselines for the `random` and `optuna-tpe` arms: Optuna's ask/tell on the same
-objective, space and evaluation budget as every other arm.
+"""Classical baselines for the `random`, `optuna-tpe`, `optuna-gp` and `optuna-cmaes` arms:
+Optuna's ask/tell on the same objective, space and evaluation budget as every other arm.
 
 The study is rebuilt from the ledger at every research step (every decided trial told, in trial
 order) with a sampler seeded by (run seed, step), so a resumed run asks exactly what the first
-attempt would have, and nothing Optuna holds needs checkpointing. A proposal is a whole config;
-the inner loop records it as the changes from the incumbent, like any other candidate.
+attempt would have. TPE, GP and random sampling are functions of the told trials; CMA-ES also
+carries its optimizer state in each sampled trial's system attributes, which the researcher
+hands back as a `sampler_state` note and which are restored with the trials (so CMA-ES does not
+restart at every step). A proposal is a whole config; the inner loop records it as the changes
+from the incumbent, like any other candidate.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import hashlib
 import math
 from typing import TYPE_CHECKING, Any
 
+from bilevel.agents.researcher import canonical
 from bilevel.objectives import SearchSpace
 
 if TYPE_CHECKING:
@@ -22,6 +26,8 @@ if TYPE_CHECKING:
 LABELS = {
     "random": "random (Optuna RandomSampler: uniform over the space, no LLM)",
     "tpe": "optuna-tpe (Optuna TPESampler: tree-structured Parzen estimator, no LLM)",
+    "gp": "optuna-gp (Optuna GPSampler: Gaussian process, log expected improvement, no LLM)",
+    "cmaes": "optuna-cmaes (Optuna CmaEsSampler: CMA-ES, categoricals independent, no LLM)",
 }
 
 
@@ -53,9 +59,22 @@ def require() -> Any:
         import optuna
     except ImportError:
         raise ValueError(
-            "the random and optuna-tpe arms need Optuna: pip install 'bilevel-autoresearch[bench]'"
+            "the random and optuna-* arms need Optuna: pip install 'bilevel-autoresearch[bench]'"
         ) from None
     return optuna
+
+
+def make_sampler(optuna: Any, kind: str, seed: int) -> Any:
+    samplers = optuna.samplers
+    if kind == "random":
+        return samplers.RandomSampler(seed=seed)
+    if kind == "tpe":
+        return samplers.TPESampler(seed=seed, multivariate=True)
+    if kind == "gp":
+        return samplers.GPSampler(seed=seed)
+    if kind == "cmaes":
+        return samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+    raise ValueError(f"unknown Optuna sampler {kind!r}")
 
 
 def propose(
@@ -65,18 +84,17 @@ def propose(
     direction: str,
     n: int,
     seed: str,
+    sampler_state: dict[str, dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
-    """n whole configs from a study told every decided trial of history (crashes as failed)."""
+    """n whole configs from a study told every decided trial of history (crashes as failed).
+    sampler_state: the system attributes the sampler gave each config it proposed (by canonical
+    config); each proposal returns its own as "attrs"."""
     optuna = require()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     dists = distributions(space)
-    rng_seed = sampler_seed(seed)
-    sampler = (
-        optuna.samplers.RandomSampler(seed=rng_seed)
-        if kind == "random"
-        else optuna.samplers.TPESampler(seed=rng_seed, multivariate=True)
-    )
+    sampler = make_sampler(optuna, kind, sampler_seed(seed))
     study = optuna.create_study(direction=direction, sampler=sampler)
+    state = sampler_state or {}
     for t in history:
         params = {k: v for k, v in t["config"].items() if k in dists}
         ok = t["status"] == "ok" and t["metric"] is not None and math.isfinite(t["metric"])
@@ -86,13 +104,15 @@ def propose(
                 distributions=dists,
                 value=t["metric"] if ok else None,
                 state=optuna.trial.TrialState.COMPLETE if ok else optuna.trial.TrialState.FAIL,
+                system_attrs=state.get(canonical(t["config"]), {}),
             )
         )
     out = []
     for _ in range(n):
         trial = study.ask(dists)
         config = space.validate(dict(trial.params), repair=True)
-        out.append({"config": config, "source": kind, "hypothesis": ""})
+        attrs = study.get_trials(deepcopy=False)[-1].system_attrs
+        out.append({"config": config, "source": kind, "hypothesis": "", "attrs": dict(attrs)})
     return out
 
 
@@ -103,15 +123,22 @@ class OptunaResearcher:
         self.kind, self.label = kind, LABELS[kind]
 
     async def propose(self, request: ResearchRequest) -> list[Candidate]:
+        proposals = propose(
+            self.kind,
+            request.objective.space,
+            request.history,
+            request.objective.direction,
+            max(1, request.free_evaluations),
+            request.seed,
+            request.sampler_state,
+        )
+        for p in proposals:
+            if p["attrs"]:  # what the sampler needs back with the trial (CMA-ES's optimizer)
+                request.notes.append(
+                    ("sampler_state", {"config": p["config"], "attrs": p["attrs"]})
+                )
         # whole configs as changes: the caller drops the values equal to the incumbent's
         return [
-            {"changes": c["config"], "source": c["source"], "hypothesis": c["hypothesis"]}
-            for c in propose(
-                self.kind,
-                request.objective.space,
-                request.history,
-                request.objective.direction,
-                max(1, request.free_evaluations),
-                request.seed,
-            )
+            {"changes": p["config"], "source": p["source"], "hypothesis": p["hypothesis"]}
+            for p in proposals
         ]

@@ -20,14 +20,18 @@ from bilevel.config import MAX_FROZEN, MIN_ACTIVE, InnerParams
 
 LABEL = "library (offline meta-researcher: picks and parameterises built-in mechanisms)"
 SKIP = {"__init__", "default"}
-EXPLORATION = 1.0  # UCB bonus over mechanism names
+EXPLORATION = 0.7  # UCB bonus over mechanism names (rewards in units of the best one seen)
+UNTRIED = 1.2  # score of a mechanism not tried yet: below a proven one, above a spent one
+STALE_PENALTY = 0.5  # the current mechanism, when its cycle gained nothing
 # Symptom -> mechanisms that address it, with a bonus for the pick.
 SYMPTOMS: dict[str, tuple[str, ...]] = {
-    "fixation": ("diversity", "ucb_bandit", "orthogonal"),
-    "repeats": ("tabu", "diversity"),
-    "stuck": ("annealing", "orthogonal", "ucb_bandit"),
-    "progress": ("surrogate", "ucb_bandit"),
+    "cold": ("space_filling", "tpe"),  # few trials yet: measure the space
+    "fixation": ("diversity", "tpe", "ucb_bandit"),
+    "repeats": ("tabu", "diversity", "trust_region"),
+    "stuck": ("trust_region", "gp_ei", "tpe", "annealing"),
+    "progress": ("gp_ei", "trust_region", "surrogate"),
 }
+COLD_TRIALS = 16  # a run that has decided fewer trials than this is "cold"
 SYMPTOM_BONUS = 0.5
 FLAT = 1e-3  # a parameter moving the metric by less than this (relative) is a flat knob
 
@@ -82,7 +86,7 @@ def diff(old: str, new: str, old_name: str, new_name: str) -> str:
 
 
 def symptoms(assessment: dict[str, Any]) -> list[str]:
-    out = []
+    out = ["cold"] if assessment.get("end_trial", COLD_TRIALS) < COLD_TRIALS else []
     if assessment.get("fixation", 0) > 0.5 or assessment.get("untouched"):
         out.append("fixation")
     if assessment.get("repeat_rate", 0) > 0.2:
@@ -119,16 +123,22 @@ def choose_mechanism(
     lib = library()
     stats = memory.setdefault("stats", {})
     total = sum(s["n"] for s in stats.values()) + 1
-    bonus_for = {m for s in symptoms(assessment) for m in SYMPTOMS[s]}
+    seen = symptoms(assessment)
+    bonus_for = {m for s in seen for m in SYMPTOMS[s]}
+    # Rewards are in units of the largest single reward seen, so a mechanism's mean decays as its
+    # cycles stop paying, whatever the objective's scale; an untried one scores UNTRIED.
+    scale = max([s.get("best_reward") or 0.0 for s in stats.values()] + [0.0]) or 1.0
     scores = {}
     rejected = memory.get("rejected", {})
     for name in (n for n in lib if n not in rejected):
         s = stats.get(name)
         ucb = (
-            s["reward"] / s["n"] + EXPLORATION * math.sqrt(math.log(total) / s["n"])
+            s["reward"] / s["n"] / scale + EXPLORATION * math.sqrt(math.log(total) / s["n"])
             if s
-            else 1.0 + EXPLORATION
-        )  # untried mechanisms first
+            else UNTRIED
+        )
+        if name == current and "stuck" in seen:  # it stopped paying: try something else
+            ucb -= STALE_PENALTY
         scores[name] = ucb + (SYMPTOM_BONUS if name in bonus_for else 0.0) + rng.random() * 1e-3
     if not scores:
         return None

@@ -2,9 +2,9 @@
 
 It behaves like the paper's Level-1 researcher does in practice: a fixed preference order over
 parameters (the order the search space lists them, decaying geometrically, flattened by the
-temperature), canonical step sizes (x2, /2, +-1, the neighbouring choice), 1-3 changes per
-proposal, it keeps a direction that paid and reverses one that did not, and it never proposes an
-exact repeat of a config it has already tried.
+temperature), canonical step sizes (x2, /2, +-1, the neighbouring choice) that refine after moves
+that did not pay, 1-3 changes per proposal, it keeps a direction that paid and reverses one that
+did not, and it never proposes an exact repeat of a config it has already tried.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ DECAY = math.log(2.0)  # preference weight halves with each place down the list 
 N_CHANGES = (1, 2, 3)
 N_CHANGES_WEIGHTS = (0.6, 0.3, 0.1)
 MAX_TRIES = 40
+REFINE_AFTER = 2  # changes of a parameter that did not pay before its step size halves (in log2)
+MAX_REFINE = 4  # finest step: x2^(1/16), about 4.4%
 
 
 def preference_weights(names: list[str], temperature: float) -> list[float]:
@@ -41,21 +43,48 @@ def last_move(history: list[dict[str, Any]], name: str) -> tuple[int, bool] | No
     return None
 
 
+def failures_since_gain(history: list[dict[str, Any]], name: str) -> int:
+    """Trials that changed name and were not kept, since the last kept change of name."""
+    n = 0
+    for trial in reversed(history):
+        if name in trial["changes"]:
+            if trial["accepted"]:
+                break
+            n += 1
+    return n
+
+
 def step(
     space: SearchSpace, name: str, value: Any, history: list[dict[str, Any]], rng: random.Random
 ) -> Any:
+    """One move of name from value. Numbers move by a factor that starts at x2 / /2 and refines
+    (x2^(1/2), x2^(1/4), ...) after every REFINE_AFTER changes of the parameter that did not pay,
+    so interior optima between the halving grid's points are reachable; ints move by +-1 or by the
+    same factor, at any magnitude."""
     param = space[name]
-    options = param.neighbors(value)
-    if not options:
-        return value
     if param.kind == "categorical":
+        options = param.neighbors(value)
+        if not options:
+            return value
         i = (param.choices or []).index(value)
         adjacent = [c for c in options if abs((param.choices or []).index(c) - i) == 1]
         return rng.choice(adjacent or options)
-    if param.kind == "int" and abs(value) < 8:
-        options = [v for v in options if abs(v - value) == 1] or options  # small ints: +-1
-    elif param.kind == "int":
-        options = [v for v in options if v in (value // 2, value * 2)] or options
+    level = min(MAX_REFINE, failures_since_gain(history, name) // REFINE_AFTER)
+    factor = 2.0 ** (0.5**level)
+    if param.kind == "int":
+        d = param.step or 1  # repair snaps the others onto a step or power-of-two grid
+        raw = [value - d, value + d, round(value / factor), round(value * factor)]
+    elif value == 0:
+        raw = [param.low + 0.1 * (param.high - param.low) / 2**level]  # type: ignore[operator]
+    else:
+        raw = [value / factor, value * factor]
+    options = []
+    for v in raw:
+        clipped = param.repair(v)
+        if clipped != value and clipped not in options:
+            options.append(clipped)
+    if not options:
+        return value
     move = last_move(history, name)
     if move is not None:
         direction = move[0] if move[1] else -move[0]

@@ -31,6 +31,7 @@ class ResearchRequest:
     running: list[dict[str, Any]]  # configs being evaluated now
     free_evaluations: int  # parallel evaluations free to start
     evaluated: Container[str]  # canonical keys of every config the run has evaluated
+    sampler_state: dict[str, dict[str, Any]] = field(default_factory=dict)  # Optuna's, by config
     notes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (kind, detail)
 
 

@@ -7,8 +7,11 @@ from typing import Any, Literal, get_args
 
 from pydantic import AliasChoices, BaseModel, Field, model_validator
 
-Arm = Literal["inner", "restart", "params", "mechanism", "full", "random", "optuna-tpe"]
-Proposer = Literal["researcher", "random", "tpe"]
+Arm = Literal[
+    "inner", "restart", "params", "mechanism", "full", "random", "optuna-tpe", "optuna-gp",
+    "optuna-cmaes",
+]  # fmt: skip
+Proposer = Literal["researcher", "random", "tpe", "gp", "cmaes"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,8 @@ ARM_SPECS: dict[str, ArmSpec] = {
     "full": ArmSpec("researcher", True, True, False, "params + mechanism"),
     "random": ArmSpec("random", False, False, False, "Optuna's RandomSampler"),
     "optuna-tpe": ArmSpec("tpe", False, False, False, "Optuna's TPESampler"),
+    "optuna-gp": ArmSpec("gp", False, False, False, "Optuna's GPSampler"),
+    "optuna-cmaes": ArmSpec("cmaes", False, False, False, "Optuna's CmaEsSampler"),
 }
 ARMS: tuple[str, ...] = tuple(ARM_SPECS)
 assert ARMS == get_args(Arm), "Arm and ARM_SPECS list the same arms"
@@ -131,7 +136,7 @@ class RunConfig(BaseModel):
     arm: Arm = Field(
         "full",
         description="Which loops run: inner, restart, params, mechanism, full; or a classical "
-        "baseline (random, optuna-tpe) on the same budget.",
+        "baseline (random, optuna-tpe, optuna-gp, optuna-cmaes) on the same budget.",
     )
     iterations: int = Field(120, ge=1, le=100_000, description="Inner iterations in the whole run.")
     cycle_length: int = Field(
@@ -142,6 +147,11 @@ class RunConfig(BaseModel):
         description="Inner iterations per outer cycle.",
     )
     seed: int = Field(0, ge=0, description="Seed for researcher, meta-researcher and noise.")
+    seed_per_trial: bool = Field(
+        False,
+        description="Evaluate each trial with its own seed (default: every trial uses the run's "
+        "seed, common random numbers, so a kept change is a change of config).",
+    )
     parallel: int = Field(
         1,
         ge=1,

@@ -82,37 +82,58 @@ def assess_cycle(
     }
 
 
-def adopt_rule(gain: float, previous_gain: float) -> bool:
-    """The default adoption rule: the cycle under the new mechanism was not worse than the
-    previous one -- it improved the incumbent, or improved at least as much as before."""
-    return gain > 0 or gain >= previous_gain
-
-
-def trial_gains(ledger: Ledger, first: int, end: int, direction: str) -> list[float | None]:
-    """Each decided trial's gain over the incumbent it was judged against (None: it failed)."""
+def best_point(ledger: Ledger, trace: int, direction: str) -> dict[str, Any] | None:
+    """The best ok trial of a trace, as an incumbent {config, metric, trial}."""
+    order = "ASC" if direction == "minimize" else "DESC"
     rows = ledger.query(
-        "SELECT trial, metric, status, incumbent_metric FROM trials "
+        "SELECT trial FROM trials WHERE trace = ? AND status = 'ok' AND metric IS NOT NULL "
+        f"AND accepted IS NOT NULL ORDER BY metric {order}, trial LIMIT 1",
+        (trace,),
+    )
+    if not rows:
+        return None
+    t = ledger.trial(rows[0]["trial"])
+    return {"config": t["config"], "metric": t["metric"], "trial": t["trial"]}  # type: ignore[index]
+
+
+def mean_gain(gains: list[float]) -> float:
+    """Gain per evaluation of a list of trial scores (trial_gains)."""
+    return sum(gains) / len(gains) if gains else 0.0
+
+
+def adopt_rule(candidate: list[float], parent: list[float]) -> bool:
+    """The default adoption rule: on the probation cycle's matched trials (turn about with its
+    parent), the candidate gained more per evaluation than its parent; a tie keeps the parent."""
+    return mean_gain(candidate) > mean_gain(parent)
+
+
+def trial_gains(
+    ledger: Ledger, first: int, end: int, direction: str, mechanism: str | None = None
+) -> list[float]:
+    """Each decided trial's score: what keeping it gained over the incumbent it was judged
+    against (negative when an accept hook kept a worse trial), 0 for a trial not kept; with
+    mechanism, only the trials that mechanism's turns proposed."""
+    rows = ledger.query(
+        "SELECT trial, metric, status, accepted, incumbent_metric, mechanism FROM trials "
         "WHERE trial >= ? AND trial < ? ORDER BY trial",
         (first - 1, end),
     )
-    gains: list[float | None] = []
+    gains: list[float] = []
     for before, t in zip(rows, rows[1:], strict=False):
-        ok = t["status"] == "ok" and t["metric"] is not None
+        if mechanism is not None and t["mechanism"] != mechanism:
+            continue
         base = before["incumbent_metric"]
-        gains.append(improvement(base, t["metric"], direction) if ok and base is not None else None)
+        kept = t["accepted"] and t["metric"] is not None and base is not None
+        gains.append(improvement(base, t["metric"], direction) if kept else 0.0)
     return gains
 
 
-def gate_evidence(
-    new: list[float | None], old: list[float | None], alpha: float, seed: int
-) -> dict[str, Any]:
-    """The statistical adoption gate: is the improvement per trial under the candidate (its
-    probation cycle) credibly larger than under its parent (the cycle before)? Each trial scores
-    its gain over the incumbent when positive, else 0 (a discarded or failed trial gains
-    nothing); a one-sided permutation test on the difference of mean scores. Adopt only when
+def gate_evidence(new: list[float], old: list[float], alpha: float, seed: int) -> dict[str, Any]:
+    """The statistical adoption gate: is the improvement per trial under the candidate credibly
+    larger than under its parent, on the probation cycle's matched trials (scores from
+    trial_gains)? A one-sided permutation test on the difference of mean scores. Adopt only when
     p <= alpha."""
-    a = [max(g or 0.0, 0.0) for g in new]
-    b = [max(g or 0.0, 0.0) for g in old]
+    a, b = list(new), list(old)
     if not a or not b:
         return {"adopt": False, "p": None, "n_new": len(a), "n_old": len(b), "alpha": alpha,
                 "reason": "no trials to compare"}  # fmt: skip

@@ -14,6 +14,7 @@ to the ledger under ids assigned before evaluation, so a resumed run re-uses fin
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any, Literal
 
 from langgraph.graph import END, START, StateGraph
@@ -79,6 +80,16 @@ async def researcher_for(run: NodeRun, config: RunConfig) -> Researcher:
     return researcher.PriorResearcher()
 
 
+async def read_sampler_state(ledger: Any) -> dict[str, dict[str, Any]]:
+    """What an Optuna sampler attached to each config it proposed (agents/classical.py)."""
+    rows = await ledger.query("SELECT detail FROM notes WHERE kind = 'sampler_state'")
+    out = {}
+    for row in rows:
+        detail = json.loads(row["detail"])
+        out[researcher.canonical(detail["config"])] = json.loads(await ledger.blob(detail["blob"]))
+    return out
+
+
 async def research(state: InnerState, runtime: Runtime[Context]) -> dict[str, Any]:
     """The tool slot's `advise` and `propose`, then the researcher's own proposals."""
     run = await NodeRun.open(runtime, state)
@@ -97,13 +108,19 @@ async def research(state: InnerState, runtime: Runtime[Context]) -> dict[str, An
         free_evaluations=free_evaluations(state),
         evaluated=await run.trial_history.evaluated_before(run.ledger, before),
     )
+    if config.spec.proposer != "researcher":
+        request.sampler_state = await read_sampler_state(run.ledger)
     own = await (await researcher_for(run, config)).propose(request)
-    for kind, detail in request.notes:
-        await run.ledger.add_note(f"{run.iteration}:{kind}", run.cycle, run.iteration, kind, detail)
+    for i, (kind, detail) in enumerate(request.notes):
+        if kind == "sampler_state":  # CMA-ES's optimizer is kilobytes: a blob, by reference
+            blob = await run.ledger.put_blob(json.dumps(detail.pop("attrs"), sort_keys=True))
+            detail = {**detail, "blob": blob}
+        key = f"{run.iteration}:{kind}" + (f":{i}" if i else "")
+        await run.ledger.add_note(key, run.cycle, run.iteration, kind, detail)
     source = f"mechanism:{run.mechanism['id']}"
     mechanism_candidates = [{"changes": c, "source": source, "hypothesis": ""} for c in proposed]
     pending = await keep_valid(run, mechanism_candidates + own, "candidate")
-    return {"pending": pending, "mechanism": run.mechanism, "advice": advice}
+    return {"pending": pending, "advice": advice, **run.update()}
 
 
 async def review_select(state: InnerState, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -178,7 +195,7 @@ async def review_select(state: InnerState, runtime: Runtime[Context]) -> dict[st
         if not state["inflight"]:
             spent = 1  # nothing new anywhere and nothing running: the step costs an evaluation
     return {
-        "mechanism": run.mechanism,
+        **run.update(),
         "inflight": state["inflight"] + batch,
         "filling": bool(batch),
         "next_trial": state["next_trial"] + len(batch),
@@ -205,8 +222,10 @@ async def collect(
         a = inflight.pop(0)
         trial = await finish(run.context, run.ledger, run_dir, config, a)
         view = {k: trial[k] for k in ("trial", "config", "changes", "metric", "status")}
-        ctx = await run.ctx(incumbent=incumbent, before=a["trial"])
-        keep = await run.call("accept", [view, ctx], key=f"accept:{a['trial']}")
+        decider = run.for_trial(a["mechanism"])  # the proposer's accept decides its trial
+        ctx = await decider.ctx(incumbent=incumbent, before=a["trial"])
+        keep = await decider.call("accept", [view, ctx], key=f"accept:{a['trial']}")
+        update.update(decider.update())
         if keep:
             incumbent = {"config": trial["config"], "metric": trial["metric"], "trial": a["trial"]}
         await run.ledger.set_accepted(a["trial"], keep, incumbent["metric"])
@@ -223,7 +242,7 @@ async def collect(
             "mechanism": run.mechanism["id"],
         }
     )
-    update.update({"mechanism": run.mechanism, "incumbent": incumbent, "inflight": inflight})
+    update.update({"incumbent": incumbent, "inflight": inflight})
     run_over = state["evals_left"] <= 0 and not inflight
     if run_over or decided >= config.cycle_length * config.parallel:
         goto = END

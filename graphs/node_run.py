@@ -37,6 +37,19 @@ def free_evaluations(state: InnerState) -> int:
     return max(0, min(run_config(state).parallel - len(state["inflight"]), state["evals_left"]))
 
 
+def in_turn(state: InnerState, proposer: str | None = None) -> str:
+    """The state key of the mechanism whose hooks this step calls. A mechanism on probation
+    shares its cycle with its parent, turn about by iteration (odd iterations: the parent), so
+    the two are compared on matched trials -- the same phase of the run, the same incumbents.
+    proposer: deciding a trial, the id of the mechanism that proposed it (its accept decides)."""
+    parent, mech = state.get("previous_mechanism"), state["mechanism"]
+    if parent is None or mech["status"] != "probation":
+        return "mechanism"
+    if proposer is not None:
+        return "previous_mechanism" if proposer == parent["id"] else "mechanism"
+    return "previous_mechanism" if state["iteration"] % 2 else "mechanism"
+
+
 def decided_before(state: InnerState) -> int:
     """Trials with smaller ids are all decided (accepted or discarded); the ones in flight
     are not, and what a node sees must not depend on which of them happened to finish."""
@@ -55,13 +68,27 @@ class NodeRun:
         self, context: Context, ledger: AsyncLedger, objective: Objective, state: InnerState
     ) -> None:
         self.context, self.ledger, self.objective, self.state = context, ledger, objective, state
-        self.mechanism: Mechanism = copy.deepcopy(state["mechanism"])
+        self.key = in_turn(state)
+        self.mechanism: Mechanism = copy.deepcopy(state[self.key])  # type: ignore[literal-required]
         self.config = run_config(state)
         self.cycle, self.iteration = state["cycle_index"], state["iteration"]
 
     async def history(self, before: int, limit: int | None = None) -> list[dict[str, Any]]:
         """Decided trials of the current trace with ids below before (oldest first)."""
         return await self.trial_history.trials(self.ledger, self.state["trace"], before, limit)
+
+    def update(self) -> dict[str, Any]:
+        """The node's state update for the mechanism it used (its memory may have changed)."""
+        return {self.key: self.mechanism}
+
+    def for_trial(self, proposer: str) -> NodeRun:
+        """The same node, calling the hooks of the mechanism that proposed a trial."""
+        key = in_turn(self.state, proposer)
+        if key == self.key:
+            return self
+        other = copy.copy(self)
+        other.key, other.mechanism = key, copy.deepcopy(self.state[key])  # type: ignore[literal-required]
+        return other
 
     @property
     def trial_history(self) -> TrialHistory:

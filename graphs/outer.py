@@ -2,8 +2,10 @@
 
 setup -> run_inner -> assess -> meta_research -> validate -> adopt | revert -> run_inner ...
 
-A new mechanism goes on probation for one cycle; `assess` then adopts it if that cycle was not
-worse than the one before (graphs/assessment.adopt_rule) and otherwise restores its parent.
+A new mechanism goes on probation for one cycle, sharing it turn about with its parent (odd
+iterations are the parent's); `assess` then adopts it if its gain per evaluation on those matched
+trials was larger than its parent's (graphs/assessment.adopt_rule; with --gate, credibly larger),
+and otherwise restores its parent and the best incumbent found.
 Every decision lands in the ledger.
 """
 
@@ -20,8 +22,15 @@ from langgraph.types import Command, interrupt
 
 from bilevel.agents import meta_researcher
 from bilevel.config import InnerParams
-from bilevel.contract import Mechanism, with_status
-from bilevel.graphs.assessment import adopt_rule, assess_cycle, gate_evidence, trial_gains
+from bilevel.contract import Mechanism, better, with_status
+from bilevel.graphs.assessment import (
+    adopt_rule,
+    assess_cycle,
+    best_point,
+    gate_evidence,
+    mean_gain,
+    trial_gains,
+)
 from bilevel.graphs.context import Context, context_of
 from bilevel.graphs.inner import build_inner_graph
 from bilevel.graphs.meta import meta_research
@@ -48,24 +57,19 @@ async def assess(
     update: dict[str, Any] = {"assessment": stats}
     decision = None
     if mech["status"] == "probation":
-        cycles = await ledger.cycles()
-        previous = next((c for c in cycles if c["cycle"] == cycle - 1), None)
-        prev = previous["improvement"] if previous else 0.0
+        parent = state["previous_mechanism"] or default_mechanism()
         gain = stats["improvement"]
-        effect = {"cycle": cycle, "improvement": gain, "previous_improvement": prev}
-        if cfg.gate:  # the statistical gate: per-trial gains, candidate vs parent
-            # the parent's latest cycle in the slots (the one before may be a reverted sibling's)
-            parent = (state["previous_mechanism"] or default_mechanism())["id"]
-            theirs = [c for c in cycles if c["mechanism"] == parent] or (
-                [previous] if previous else []
-            )
-            old = theirs[-1]["stats"] if theirs else {"first_trial": 1, "end_trial": 1}
-            gains = [
-                await asyncio.to_thread(trial_gains, ledger.sync, s["first_trial"],
-                                        s["end_trial"], objective.direction)
-                for s in (stats, old)
-            ]  # fmt: skip
-            evidence = gate_evidence(*gains, cfg.gate_alpha, cfg.seed * 1000 + cycle)
+        gains = {
+            who: await asyncio.to_thread(trial_gains, ledger.sync, stats["first_trial"],
+                                         stats["end_trial"], objective.direction, m["id"])
+            for who, m in (("candidate", mech), ("parent", parent))
+        }  # fmt: skip
+        per_eval = {who: mean_gain(g) for who, g in gains.items()}
+        effect = {"cycle": cycle, "improvement": gain, "gain_per_evaluation": per_eval,
+                  "trials": {who: len(g) for who, g in gains.items()}}  # fmt: skip
+        if cfg.gate:  # the statistical gate on the same matched trials
+            evidence = gate_evidence(gains["candidate"], gains["parent"], cfg.gate_alpha,
+                                     cfg.seed * 1000 + cycle)  # fmt: skip
             adopted, effect["gate"] = evidence["adopt"], evidence
             why = (
                 f"gate p={evidence['p']:.3g} (alpha {evidence['alpha']:g})"
@@ -73,24 +77,34 @@ async def assess(
                 else f"gate: {evidence['reason']}"
             )
         else:
-            adopted = adopt_rule(gain, prev)
-            why = f"improvement {gain:.6g} vs previous cycle {prev:.6g}"
+            adopted = adopt_rule(gains["candidate"], gains["parent"])
+        why = (why + ", " if cfg.gate else "") + (
+            f"gain per evaluation {per_eval['candidate']:.6g} vs parent {parent['id']} "
+            f"{per_eval['parent']:.6g} (turn about, {len(gains['candidate'])} and "
+            f"{len(gains['parent'])} trials)"
+        )
         verb = "adopt" if adopted else "revert"
         decision = f"{verb} {mech['id']}: {why}"
         verdict = with_status(mech, "adopted" if adopted else "reverted")
         await ledger.set_mechanism_status(mech["id"], verdict["status"], effect)
         memory = copy.deepcopy(state["meta_memory"])
-        meta_researcher.credit(
+        advantage = (per_eval["candidate"] - per_eval["parent"]) * max(1, stats["trials"])
+        meta_researcher.credit(  # paid by what it gained per evaluation over its parent
             memory,
             mech["name"],
             memory.get("params", {}).get(mech["id"], {}),
-            meta_researcher.reward(gain, state["baseline"]["metric"]),
+            meta_researcher.reward(advantage, state["baseline"]["metric"]),
         )
         update["meta_memory"] = memory
-        update["mechanism"] = (
-            verdict if adopted else state["previous_mechanism"] or default_mechanism()
-        )
+        update["mechanism"] = verdict if adopted else parent
         update["previous_mechanism"] = None
+        if not adopted:  # the probation may have kept worse trials: go on from the best one
+            best = await asyncio.to_thread(
+                best_point, ledger.sync, state["trace"], objective.direction
+            )
+            current = state["incumbent"]["metric"]
+            if best is not None and better(best["metric"], current, objective.direction):
+                update["incumbent"] = best
     await ledger.add_cycle(
         {
             "cycle": cycle,
@@ -119,7 +133,7 @@ async def assess(
             "cycle_index": cycle + 1,
             "cycle_decided": 0,
             "cycle_first_trial": decided_before(state),
-            "cycle_start_metric": state["incumbent"]["metric"],
+            "cycle_start_metric": update.get("incumbent", state["incumbent"])["metric"],
         }
     )
     if state["evals_left"] <= 0 and not state["inflight"]:

@@ -16,7 +16,7 @@ from bilevel.agents import classical, meta_researcher, researcher
 from bilevel.config import InnerParams, RunConfig
 from bilevel.contract import Mechanism, new_mechanism
 from bilevel.graphs.context import Context, context_of
-from bilevel.graphs.state import Assignment, BilevelState, InputState
+from bilevel.graphs.state import Assignment, BilevelState, InputState, config_keys
 from bilevel.graphs.trials import run_trial
 from bilevel.sandbox.validation import validate_mechanism
 from bilevel.store.ledger import AsyncLedger
@@ -116,7 +116,7 @@ async def setup(
     state: InputState, runtime: Runtime[Context], config: RunnableConfig
 ) -> BilevelState:
     context = context_of(runtime)
-    fields = {k: v for k, v in state.items() if k in RunConfig.model_fields and v is not None}
+    fields = {k: v for k, v in state.items() if k in config_keys() and v is not None}
     run_config = RunConfig(**fields)
     thread = (config.get("configurable") or {}).get("thread_id", "default")
     run_dir = os.path.abspath(state.get("run_dir") or os.path.join("runs", str(thread)))

@@ -36,15 +36,21 @@ class Assignment(TypedDict):
     iteration: int
 
 
-# What a caller (CLI, Python, Studio) gives: RunConfig's fields, typed as RunConfig types them, and
-# the run directory. Derived, so a new RunConfig field is a graph input without another edit.
+# What a caller (CLI, Python, Studio) gives: RunConfig's fields (and the aliases they accept, e.g.
+# `cycle` for cycle_length), typed as RunConfig types them, and the run directory. Derived, so a
+# new RunConfig field is a graph input without another edit.
+def config_keys() -> dict[str, Any]:
+    """Every name a RunConfig field is given by (its own, and the older aliases it accepts)."""
+    keys: dict[str, Any] = {}
+    for name, field in RunConfig.model_fields.items():
+        keys[name] = field.annotation
+        for alias in getattr(field.validation_alias, "choices", ()):
+            keys.setdefault(str(alias), field.annotation)
+    return keys
+
+
 InputState = TypedDict(  # type: ignore[misc]
-    "InputState",
-    {
-        **{name: field.annotation for name, field in RunConfig.model_fields.items()},
-        "run_dir": str,
-    },
-    total=False,
+    "InputState", {**config_keys(), "run_dir": str}, total=False
 )
 
 
@@ -63,6 +69,7 @@ class InnerState(TypedDict, total=False):
     incumbent: Point
     noise_margin: float  # k x sigma of repeated baseline evaluations (0.0: plain greedy)
     mechanism: Mechanism
+    previous_mechanism: Mechanism | None  # the parent, while `mechanism` is on probation
     inner_params: dict[str, Any]
     advice: str
     pending: list[dict[str, Any]]  # candidates of the current iteration
@@ -75,7 +82,6 @@ class BilevelState(InputState, InnerState, total=False):
 
     cycle_first_trial: int  # the first trial the current cycle decides
     cycle_start_metric: float | None
-    previous_mechanism: Mechanism | None
     candidate_mechanism: Mechanism | None
     meta_memory: dict[str, Any]  # what the meta-researcher learns across cycles
     assessment: dict[str, Any]  # the last cycle's statistics

@@ -33,7 +33,9 @@ async def run_trial(
         objective=config.objective,
         options=config.objective_options,
         config=a["config"],
-        seed=eval_seed(config.seed, a["trial"]),
+        seed=eval_seed(
+            config.seed, a["trial"], config.seed_per_trial or a["source"] == "baseline-repeat"
+        ),
         timeout_s=config.eval_timeout_s,
         trial=a["trial"],
     )

@@ -92,6 +92,7 @@ def objective_for(name: str, options: dict[str, Any]) -> Objective:
 # so the registry has no import cycle.
 BUILTIN_MODULES = {
     "synthetic:": "bilevel.objectives.synthetic",
+    "suite:": "bilevel.objectives.suite",
     "tinygpt": "bilevel.objectives.tinygpt.objective",
     "script": "bilevel.objectives.script",
 }

@@ -35,7 +35,7 @@ class ScriptError(ValueError):
     """A misconfigured script objective; the message is one line that says what to fix."""
 
 
-PARAM_KEYS = ("type", "default", "low", "high", "choices", "description")
+PARAM_KEYS = ("type", "default", "low", "high", "choices", "step", "pow2", "description")
 KINDS = ("float", "logfloat", "int", "categorical")
 
 

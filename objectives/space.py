@@ -25,6 +25,8 @@ class Param(BaseModel):
     low: float | None = None
     high: float | None = None
     choices: list[Value] | None = None
+    step: int | None = Field(None, ge=1, description="int: only low, low + step, ... are valid.")
+    pow2: bool = Field(False, description="int: only powers of two are valid (batch sizes).")
     description: str = ""
 
     @model_validator(mode="after")
@@ -37,6 +39,10 @@ class Param(BaseModel):
                 raise ValueError(f"{self.name}: numeric parameter needs low <= high")
             if self.kind == "logfloat" and self.low <= 0:
                 raise ValueError(f"{self.name}: logfloat needs low > 0")
+            if (self.step or self.pow2) and self.kind != "int":
+                raise ValueError(f"{self.name}: step and pow2 are for int parameters")
+            if self.pow2 and self.low < 1:
+                raise ValueError(f"{self.name}: pow2 needs low >= 1")
             self.check(self.default)
         return self
 
@@ -44,7 +50,10 @@ class Param(BaseModel):
         if self.kind == "categorical":
             return "one of " + ", ".join(repr(c) for c in self.choices or [])
         kind = "integer" if self.kind == "int" else "number"
-        return f"{kind} in [{self.low:g}, {self.high:g}]"
+        grid = (
+            f" in steps of {self.step}" if self.step else " (a power of two)" if self.pow2 else ""
+        )
+        return f"{kind} in [{self.low:g}, {self.high:g}]{grid}"
 
     def check(self, value: Any) -> Value:
         """Return the value in canonical type, or raise SpaceError naming the parameter."""
@@ -55,15 +64,30 @@ class Param(BaseModel):
         number = self._number(value)
         if not self.low <= number <= self.high:  # type: ignore[operator]
             raise SpaceError(f"{self.name}={value!r} is out of range: expected {self.allowed()}")
+        if self.kind == "int" and self.snap(number) != number:
+            raise SpaceError(f"{self.name}={value!r} is off its grid: expected {self.allowed()}")
+        return number
+
+    def snap(self, number: int) -> int:
+        """The nearest valid int: on the step grid, or a power of two, inside the range."""
+        low, high = int(self.low), int(self.high)  # type: ignore[arg-type]
+        if self.step:
+            top = low + (high - low) // self.step * self.step
+            return min(top, max(low, low + round((number - low) / self.step) * self.step))
+        if self.pow2:
+            lo, hi = math.ceil(math.log2(low)), math.floor(math.log2(high))
+            return 2 ** min(hi, max(lo, round(math.log2(max(number, 1)))))
         return number
 
     def repair(self, value: Any) -> Value:
         """Clip a numeric value into range; categorical values cannot be repaired."""
         if self.kind == "categorical":
             return self.check(value)
+        if self.kind == "int" and isinstance(value, float) and math.isfinite(value):
+            value = round(value)  # snap to the integer grid (a mechanism may sample anywhere)
         number = self._number(value)
         number = min(max(number, self.low), self.high)  # type: ignore[type-var]
-        return int(round(number)) if self.kind == "int" else float(number)
+        return self.snap(int(round(number))) if self.kind == "int" else float(number)
 
     def _number(self, value: Any) -> float | int:
         if isinstance(value, bool) or not isinstance(value, int | float):
@@ -85,7 +109,8 @@ class Param(BaseModel):
         if self.kind == "categorical":
             return [c for c in self.choices or [] if c != value]
         if self.kind == "int":
-            raw: list[float] = [value - 1, value + 1, value // 2, value * 2]
+            d = self.step or 1
+            raw: list[float] = [value - d, value + d, value // 2, value * 2]
         elif value == 0:
             raw = [self.low + 0.1 * (self.high - self.low)]  # type: ignore[operator]
         else:
@@ -103,7 +128,7 @@ class Param(BaseModel):
             choices = self.choices or []
             return choices.index(value) / max(1, len(choices) - 1)
         low, high = float(self.low), float(self.high)  # type: ignore[arg-type]
-        if self.kind == "logfloat":
+        if self.kind == "logfloat" or self.pow2:
             low, high, value = math.log(low), math.log(high), math.log(value)
         return 0.0 if high == low else (value - low) / (high - low)
 
@@ -114,10 +139,9 @@ class Param(BaseModel):
             choices = self.choices or []
             return choices[round(u * (len(choices) - 1))]
         low, high = float(self.low), float(self.high)  # type: ignore[arg-type]
-        if self.kind == "logfloat":
+        if self.kind == "logfloat" or self.pow2:
             return self.repair(math.exp(math.log(low) + u * (math.log(high) - math.log(low))))
-        value = low + u * (high - low)
-        return self.repair(round(value) if self.kind == "int" else value)
+        return self.repair(low + u * (high - low))
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"type": self.kind, "default": self.default}
@@ -125,6 +149,10 @@ class Param(BaseModel):
             data["choices"] = list(self.choices or [])
         else:
             data["low"], data["high"] = self.low, self.high
+        if self.step:
+            data["step"] = self.step
+        if self.pow2:
+            data["pow2"] = True
         return data
 
 
@@ -185,6 +213,8 @@ class SearchSpace(BaseModel):
                     low=spec.get("low"),
                     high=spec.get("high"),
                     choices=spec.get("choices"),
+                    step=spec.get("step"),
+                    pow2=spec.get("pow2", False),
                 )
                 for name, spec in data.items()
             ]

@@ -219,13 +219,21 @@ class SandboxPool:
     async def start(self) -> None:
         """Start every worker now instead of on first use; RuntimeError if they cannot start
         (ConfinementError with --require-confinement on a machine that cannot confine)."""
-        self._idle_list()
+        idle = self._idle_list()
+        assert self._idle_changed is not None
+        async with self._idle_changed:  # out of the idle list while they start: a call made
+            starting = [w for w in idle if not w.alive]  # meanwhile must not read their pipes
+            for w in starting:
+                idle.remove(w)
         try:
-            await asyncio.gather(*(self._spawn(w) for w in self._workers if not w.alive))
+            await asyncio.gather(*(self._spawn(w) for w in starting))
         except _Fault as fault:
             if fault.outcome == "confinement":
                 raise ConfinementError(fault.error) from None
             raise RuntimeError(fault.error) from None
+        finally:
+            for w in starting:
+                await self._release(w)
 
     async def close(self) -> None:
         """Stop every worker and wait for it; no process outlives this call."""

@@ -101,6 +101,7 @@ RUN_OPTIONS: dict[str, str] = {
     "objective": "objective",
     "arm": "arm",
     "seed": "seed",
+    "seed_per_trial": "seed_per_trial",
     "parallel": "parallel",
     "hook_timeout": "hook_timeout_s",
     "noise_repeats": "noise_repeats",
@@ -192,6 +193,10 @@ def run(
         ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed: same seed, same results.tsv.")] = 0,
+    seed_per_trial: Annotated[
+        bool,
+        typer.Option(help="Each trial its own evaluation seed (default: the run's, for all)."),
+    ] = False,
     parallel: Annotated[
         int,
         typer.Option(

@@ -197,7 +197,11 @@ def bench(
     max_concurrency: Concurrency = 2,
     gate: Annotated[
         bool, typer.Option(help="The statistical adoption gate for the meta arms.")
-    ] = True,
+    ] = False,
+    validate: Annotated[
+        int,
+        typer.Option(help="Re-evaluate each run's best config on this many fresh seeds (0: off)."),
+    ] = 3,
     executor: ExecutorFlag = "local",
     ray_address: RayAddressFlag = None,
     devices: DevicesFlag = None,
@@ -222,6 +226,11 @@ def bench(
     }
     executor_flags = (executor, ray_address, devices, ray_cpus, ray_gpus)
     run_plan("bench", file, flags, out, max_concurrency, executor_flags)
+    if validate:
+        from bilevel.revalidate import revalidate_all
+
+        err.print(f"bench: re-evaluating each run's best config on {validate} fresh seeds")
+        asyncio.run(revalidate_all(out, validate))
     report = write_bench(out)
     print(report.read_text().split("![", 1)[0].rstrip())
     print(f"\nwritten: {report} (rebuild it from the ledgers: bilevel bench-report {out})")

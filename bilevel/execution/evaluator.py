@@ -20,8 +20,12 @@ from bilevel.objectives.script_run import run_command
 RESULT_PREFIX = "BILEVEL_RESULT "
 
 
-def eval_seed(run_seed: int, trial: int) -> int:
-    return run_seed * 1_000_003 + trial
+def eval_seed(run_seed: int, trial: int, per_trial: bool) -> int:
+    """The seed a trial is evaluated with. By default every trial uses the run's seed (common
+    random numbers, as Karpathy's train.py fixes its seed), so a kept change is a change of
+    config, not of luck; per_trial (--seed-per-trial, and the baseline repeats that measure the
+    noise) gives trial n of run seed s the seed s x 1,000,003 + n."""
+    return run_seed * 1_000_003 + trial if per_trial else run_seed
 
 
 async def evaluate(

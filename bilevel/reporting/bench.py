@@ -2,7 +2,7 @@
 reader asks for, computed from the run ledgers alone.
 
 Per (objective, arm): the mean improvement over the baseline with a 95% bootstrap CI; paired
-comparisons (same seeds) against `inner`, `restart` and `optuna-tpe`: mean difference, effect
+comparisons (same seeds) against `inner`, `restart` and the Optuna arms: mean difference, effect
 size d_z and an exact sign-flip permutation p-value; and for the arms with an outer loop, the
 fraction of cycles whose mechanism in the slots was called at all, and the fraction whose calls
 changed a decision.
@@ -23,7 +23,7 @@ from bilevel.reporting.report import mechanism_use, summary_of
 from bilevel.reporting.stats import bootstrap_ci, paired
 from bilevel.store.ledger import open_ledger
 
-REFERENCES = ("inner", "restart", "optuna-tpe")  # paired comparisons against each
+REFERENCES = ("inner", "restart", "optuna-tpe", "optuna-gp", "optuna-cmaes")  # paired against
 
 
 def run_row(run_dir: Path) -> dict[str, Any]:
@@ -31,6 +31,7 @@ def run_row(run_dir: Path) -> dict[str, Any]:
     try:
         s = summary_of(ledger)
         use = mechanism_use(ledger)
+        validated = ledger.get_meta("validated")
     finally:
         ledger.close()
     return {
@@ -44,6 +45,7 @@ def run_row(run_dir: Path) -> dict[str, Any]:
         "baseline": s["baseline_metric"],
         "best": s["best_metric"],
         "improvement": s["improvement"],
+        "validated": validated["improvement"] if validated else None,  # on fresh seeds
         **{f"mech_{k}": v for k, v in use.items()},
     }
 
@@ -67,12 +69,22 @@ def arm_stats(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "ci_low": low,
                 "ci_high": high,
                 "budget": sorted({r["budget"] for r in runs.values()}),
+                "spent_min": min(r["trials"] for r in runs.values()),  # evaluations spent
+                "spent_max": max(r["trials"] for r in runs.values()),
             }
-            for ref in REFERENCES:
-                other = by_key.get((objective, ref), {})
-                seeds = sorted(set(runs) & set(other))
-                diffs = [runs[s]["improvement"] - other[s]["improvement"] for s in seeds]
-                line[f"vs_{ref}"] = None if ref == arm else paired(diffs)
+            for key, prefix in (("improvement", "vs_"), ("validated", "vvs_")):
+                for ref in REFERENCES:
+                    other = by_key.get((objective, ref), {})
+                    seeds = [s for s in sorted(set(runs) & set(other))
+                             if runs[s][key] is not None and other[s][key] is not None]  # fmt: skip
+                    diffs = [runs[s][key] - other[s][key] for s in seeds]
+                    line[f"{prefix}{ref}"] = None if ref == arm else paired(diffs)
+            checked = [
+                runs[s]["validated"] for s in sorted(runs) if runs[s]["validated"] is not None
+            ]
+            line["vmean"] = statistics.fmean(checked) if checked else None
+            line["vci_low"], line["vci_high"] = bootstrap_ci(checked) if checked else (None, None)
+            line["vn"] = len(checked)
             cycles = sum(r["mech_cycles"] for r in runs.values())
             line["mech_cycles"] = cycles
             line["invoked"] = (
@@ -108,19 +120,44 @@ def _vs(c: dict[str, Any] | None) -> str:
 
 
 def markdown(stats: list[dict[str, Any]], rows: list[dict[str, Any]]) -> str:
+    arms = {s["arm"] for s in stats}
+    refs = [r for r in REFERENCES if r in arms]  # only the references this bench ran
     lines = [
-        "| objective | arm | n | improvement: mean [95% CI] | vs inner: Δ (d_z, p) "
-        "| vs restart: Δ (d_z, p) | vs optuna-tpe: Δ (d_z, p) | cycles invoked "
-        "| cycles effective |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| objective | arm | n | evaluations spent / budget | improvement: mean [95% CI] | "
+        + " | ".join(f"vs {r}: Δ (d_z, p)" for r in refs)
+        + " | cycles invoked | cycles effective |",
+        "|" + "---|" * (7 + len(refs)),
     ]
     for s in stats:
-        lines.append(
-            f"| {s['objective']} | {s['arm']} | {s['n']} | {_fmt(s['mean'])} "
-            f"[{_fmt(s['ci_low'])}, {_fmt(s['ci_high'])}] | {_vs(s['vs_inner'])} "
-            f"| {_vs(s['vs_restart'])} | {_vs(s['vs_optuna-tpe'])} | {_fmt(s['invoked'], '.0%')} "
-            f"| {_fmt(s['effective'], '.0%')} |"
+        spent = (
+            f"{s['spent_min']}"
+            if s["spent_min"] == s["spent_max"]
+            else (f"{s['spent_min']}-{s['spent_max']}")
         )
+        lines.append(
+            f"| {s['objective']} | {s['arm']} | {s['n']} | {spent} / {max(s['budget'])} "
+            f"| {_fmt(s['mean'])} [{_fmt(s['ci_low'])}, {_fmt(s['ci_high'])}] | "
+            + " | ".join(_vs(s[f"vs_{r}"]) for r in refs)
+            + f" | {_fmt(s['invoked'], '.0%')} | {_fmt(s['effective'], '.0%')} |"
+        )
+    if any(s["vn"] for s in stats):
+        lines += [
+            "",
+            "Validated improvement: each run's best config and its baseline re-evaluated on fresh "
+            "seeds (bilevel/revalidate.py).",
+            "",
+            "| objective | arm | n | validated: mean [95% CI] | "
+            + " | ".join(f"vs {r}: Δ (d_z, p)" for r in refs)
+            + " |",
+            "|" + "---|" * (4 + len(refs)),
+        ]
+        for s in stats:
+            lines.append(
+                f"| {s['objective']} | {s['arm']} | {s['vn']} | {_fmt(s['vmean'])} "
+                f"[{_fmt(s['vci_low'])}, {_fmt(s['vci_high'])}] | "
+                + " | ".join(_vs(s[f"vvs_{r}"]) for r in refs)
+                + " |"
+            )
     flagged = [(s["objective"], s["arm"], m) for s in stats for m in s["not_effective"]]
     if flagged:
         lines += ["", "Not effective (in the slots for a cycle, never changed a decision):", ""]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ pytest.importorskip("optuna", reason="the bench extra is not installed")
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize("arm", ["random", "optuna-tpe"])
+@pytest.mark.parametrize("arm", ["random", "optuna-tpe", "optuna-gp", "optuna-cmaes"])
 def test_a_classical_arm_spends_the_same_budget(tmp_path: Path, arm: str):
     run_dir = tmp_path / arm
     args = ["--arm", arm, "--iterations", "12", "--cycle", "4", "--slots", "2"]
@@ -22,8 +23,14 @@ def test_a_classical_arm_spends_the_same_budget(tmp_path: Path, arm: str):
     assert shown["trials"] == shown["budget"] == 25 and shown["finished"]
     assert "Optuna" in shown["labels"]["researcher"]
     rows = trials(run_dir)
-    assert {r["source"] for r in rows[1:]} == {"random" if arm == "random" else "tpe"}
+    kind = {"random": "random", "optuna-tpe": "tpe", "optuna-gp": "gp", "optuna-cmaes": "cmaes"}
+    assert {r["source"] for r in rows[1:]} == {kind[arm]}
     assert [m["id"] for m in shown["mechanisms"]] == ["default"]  # no outer loop
+    if arm == "optuna-cmaes":  # the optimizer's state is kept with the trials, not restarted
+        db = sqlite3.connect(run_dir / "ledger.sqlite")
+        blobs = [r[0] for r in db.execute("SELECT data FROM blobs")]
+        db.close()
+        assert any("cma:optimizer" in b for b in blobs)
     again = tmp_path / "again"
     bilevel("run", *args, "--run-dir", str(again))
     assert (again / "results.tsv").read_text() == (run_dir / "results.tsv").read_text()

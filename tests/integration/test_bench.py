@@ -23,13 +23,17 @@ def test_bench_table_is_rebuilt_from_the_ledgers_and_resumes(tmp_path: Path):
     flags = ["--objectives", "synthetic:interact", "--arms", ARMS, "--seeds", "0-2",
              "--iterations", "8", "--cycle", "4", "--out", str(out)]  # fmt: skip
     proc = bilevel("bench", *flags)
-    assert "| synthetic:interact | optuna-tpe | 3 |" in proc.stdout
+    assert "| synthetic:interact | optuna-tpe | 3 | 9 / 9 |" in proc.stdout
+    assert "Validated improvement" in proc.stdout
     first = json.loads((out / "bench.json").read_text())
     assert [a["arm"] for a in first["arms"]] == ARMS.split(",")
     assert all(a["n"] == 3 and a["budget"] == [9] for a in first["arms"])
     for run in first["runs"]:  # every row is its own ledger's summary
         shown = show_json(Path(run["run_dir"]))
         assert run["improvement"] == shown["improvement"] and shown["finished"]
+        # re-evaluated on fresh seeds; interact has no noise, so the same improvement exactly
+        assert run["validated"] == pytest.approx(run["improvement"])
+        assert run["trials"] == run["budget"] == 9  # every arm spends its whole budget
     full = next(a for a in first["arms"] if a["arm"] == "full")
     assert full["vs_inner"]["n"] == 3 and 0 < full["vs_inner"]["p"] <= 1
     assert full["invoked"] == 1.0  # every adopted mechanism was called

@@ -271,7 +271,7 @@ def check_evaluations(
         else:
             assert changes and json.loads(t["base"]) == inc_config, t
             assert config == {**inc_config, **changes}, t
-        result = runner.run(objective.evaluate(config, eval_seed(SEED, t["trial"])))
+        result = runner.run(objective.evaluate(config, eval_seed(SEED, t["trial"], False)))
         assert (t["metric"], t["status"]) == (result.metric, result.status), t
         keep = t["trial"] == 0 or (
             t["status"] == "ok" and better(t["metric"], inc_metric, objective.direction)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bilevel.graphs.assessment import gate_evidence
+from bilevel.graphs.assessment import adopt_rule, gate_evidence
 from bilevel.reporting.stats import bootstrap_ci, paired
 
 
@@ -26,10 +26,20 @@ def test_paired_sign_flip_p_is_exact():
 
 
 def test_the_gate_adopts_only_credible_gains():
-    strong = gate_evidence([0.1] * 10 + [None] * 2, [0.0] * 12, alpha=0.1, seed=1)
+    strong = gate_evidence([0.1] * 10 + [0.0] * 2, [0.0] * 12, alpha=0.1, seed=1)
     assert strong["adopt"] and strong["p"] < 0.01
     lucky = gate_evidence([0.3] + [-0.1] * 11, [0.05, 0.0] + [-0.1] * 10, alpha=0.1, seed=1)
     assert not lucky["adopt"] and lucky["p"] > 0.1  # one good trial is not evidence
     worse = gate_evidence([0.0] * 12, [0.1] * 12, alpha=0.1, seed=1)
     assert not worse["adopt"]
     assert gate_evidence([], [0.1], alpha=0.1, seed=1)["adopt"] is False
+
+
+def test_the_adoption_rule_the_readme_states():
+    """README: adopted only if it gained more per evaluation than its parent on the matched
+    trials of its probation cycle; a tie keeps the parent; keeping a worse trial counts against."""
+    assert adopt_rule([0.0, 0.2, 0.0], [0.0, 0.1, 0.0])
+    assert not adopt_rule([0.0, 0.1], [0.1, 0.0])  # a tie keeps the parent
+    assert not adopt_rule([0.0, 0.0], [0.0, 0.0])
+    assert not adopt_rule([0.3, -0.3, -0.1], [0.0, 0.0, 0.0])  # kept worse trials cost
+    assert adopt_rule([0.01], [])  # no parent trial to compare: any gain adopts

@@ -496,27 +496,35 @@ def test_orthogonal_rows_are_balanced_and_the_best_combination_follows():
     assert ctx["memory"]["design"]["next"] == 1 and "b=0.5" in ctx["memory"]["design"]["key"]
 
 
-def test_annealing_takes_small_losses_early_and_large_ones_rarely_late():
+def test_annealing_is_scaled_by_the_observed_spread_and_bounded():
     anneal = mechanism("annealing")
-    ctx = make_ctx(MIXED, [], None, 1.0, 1.0)
-    slight = {"trial": 1, "config": {}, "changes": {}, "metric": 1.0005, "status": "ok"}
-    large = {"trial": 1, "config": {}, "changes": {}, "metric": 1.5, "status": "ok"}
-    kept = 0
+    metrics = [1.0 + 0.01 * (i % 5) for i in range(10)]  # spread (sd) ~ 0.0149
+    history = [{"trial": i + 1, "config": {}, "changes": {}, "metric": m, "status": "ok",
+                "accepted": False, "source": "prior"} for i, m in enumerate(metrics)]  # fmt: skip
+    ctx = make_ctx(MIXED, history, None, 1.0, 1.0)
+    slight = {"trial": 11, "config": {}, "changes": {}, "metric": 1.0001, "status": "ok"}
+    large = {**slight, "metric": 1.05}  # ~3.4 spreads worse
+    kept_slight = kept_large = 0
     for seed in range(200):
         ctx["memory"] = {}
-        kept += call(anneal, "accept", [slight, ctx], seed)[0]
-    assert 120 < kept < 200  # p = exp(-0.0005 / 0.02) ~ 0.975
-    kept = 0
-    for seed in range(200):
-        ctx["memory"] = {"accepted_count": 40}  # T = 0.02 * 0.9 ** 40 ~ 3e-4
-        kept += call(anneal, "accept", [large, ctx], seed)[0]
-    assert kept == 0
-    ctx["memory"] = {}
-    assert anneal["accept"]({**large, "metric": 0.5}, ctx) is True
-    assert ctx["memory"]["accepted_count"] == 1
+        kept_slight += call(anneal, "accept", [slight, ctx], seed)[0]
+        ctx["memory"] = {}
+        kept_large += call(anneal, "accept", [large, ctx], seed)[0]
+    assert 120 < kept_slight < 200  # exp(-0.0001 / (0.1 x 0.0149)) ~ 0.94
+    assert kept_large == 0  # exp(-34) : never
+    # the same relative step on a metric 1000x larger: the same decisions (scale-free)
+    big = make_ctx(MIXED, [{**t, "metric": 1000 * t["metric"]} for t in history], None, 1000.0)
+    for seed in range(20):
+        big["memory"], ctx["memory"] = {}, {}
+        assert (call(anneal, "accept", [{**slight, "metric": 1000.1}, big], seed)[0]
+                == call(anneal, "accept", [slight, ctx], seed)[0])  # fmt: skip
+    ctx["memory"] = {"kept_worse": 6}  # at most MAX_WORSE worse trials a run
+    assert not any(call(anneal, "accept", [slight, ctx], seed)[0] for seed in range(50))
+    assert anneal["accept"]({**large, "metric": 0.5}, ctx) is True  # better: always
     assert anneal["accept"]({**large, "metric": None, "status": "crash"}, ctx) is False
-    ctx["direction"] = "maximize"
-    ctx["memory"] = {"accepted_count": 40}
+    greedy = make_ctx(MIXED, [], None, 1.0, 1.0)  # no spread yet: greedy
+    assert anneal["accept"](slight, greedy) is False
+    ctx["direction"], ctx["memory"] = "maximize", {}
     assert anneal["accept"]({**large, "metric": 0.5}, ctx) is False
     assert anneal["accept"](large, ctx) is True
 

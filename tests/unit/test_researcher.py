@@ -64,3 +64,15 @@ def test_keeps_a_direction_that_paid_and_reverses_one_that_did_not():
         ups += a > up["lr"]
         downs += b < BASE["lr"]
     assert ups > 200 and downs > 200
+
+
+def test_steps_refine_after_moves_that_did_not_pay():
+    """After failed changes of lr the step shrinks below x2: values between grid points appear."""
+    lr = BASE["lr"]
+    failed = [trial({**BASE, "lr": lr * 2}, {"lr": lr * 2}, False) for _ in range(8)]
+    ratios = set()
+    for i in range(300):
+        (cand,) = researcher.propose(SPACE, BASE, failed, [], 8.0, 1, seed=f"f:{i}")
+        if "lr" in cand["changes"]:
+            ratios.add(round(cand["changes"]["lr"] / lr, 6))
+    assert ratios and all(0.9 < r < 1.1 for r in ratios), ratios  # x2^(1/16) either way

@@ -63,3 +63,31 @@ def test_bad_param_definitions_are_refused():
         Param(name="x", kind="logfloat", default=1.0, low=0.0, high=1.0)
     with pytest.raises(ValueError):
         SearchSpace(params=[Param(name="x", kind="int", default=1, low=0, high=2)] * 2)
+
+
+def test_int_grids_step_and_power_of_two():
+    from bilevel.objectives.space import Param, SearchSpace
+
+    batch = Param(name="batch", kind="int", default=64, low=8, high=1024, pow2=True)
+    width = Param(name="width", kind="int", default=96, low=32, high=512, step=32)
+    assert batch.repair(100) == 128 and batch.repair(5000) == 1024 and batch.repair(90.0) == 64
+    assert width.repair(100) == 96 and width.repair(511) == 512 and width.repair(1) == 32
+    for bad, param in ((100, batch), (100, width)):
+        try:
+            param.check(bad)
+        except ValueError as exc:
+            assert "off its grid" in str(exc)
+        else:
+            raise AssertionError(f"{bad} accepted by {param.name}")
+    assert sorted(batch.neighbors(64)) == [32, 128]
+    assert sorted(width.neighbors(96)) == [32, 64, 128, 192]  # +-32, /2 = 48 snaps to 32, x2
+    assert {batch.from_unit(i / 20) for i in range(21)} <= {2**k for k in range(3, 11)}
+    space = SearchSpace(params=[batch, width])
+    assert SearchSpace.from_json(space.to_json()) == space  # the grid reaches mechanisms' ctx
+    for bad_kw in ({"kind": "float", "step": 2}, {"kind": "int", "pow2": True, "low": 0}):
+        try:
+            Param(name="x", default=4, low=bad_kw.pop("low", 1), high=8, **bad_kw)
+        except ValueError:
+            pass
+        else:
+            raise AssertionError(bad_kw)

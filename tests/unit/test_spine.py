@@ -84,7 +84,8 @@ def test_no_arm_name_is_compared_in_graphs():
 def test_arm_specs_cover_the_arm_literal_and_say_who_proposes():
     assert set(ARM_SPECS) == set(ARMS) == set(RunConfig.model_fields["arm"].annotation.__args__)
     assert not ARM_SPECS["inner"].outer and ARM_SPECS["full"].outer
-    assert {s.proposer for s in ARM_SPECS.values()} == {"researcher", "random", "tpe"}
+    proposers = {s.proposer for s in ARM_SPECS.values()}
+    assert proposers == {"researcher", "random", "tpe", "gp", "cmaes"}
 
 
 def test_every_run_option_maps_to_a_config_field_through_the_one_table():
@@ -107,7 +108,8 @@ def test_every_run_option_maps_to_a_config_field_through_the_one_table():
 
 
 def test_the_graph_input_is_derived_from_run_config():
-    assert set(InputState.__annotations__) == set(RunConfig.model_fields) | {"run_dir"}
+    aliases = {"cycle", "slots"}  # older names RunConfig still accepts
+    assert set(InputState.__annotations__) == set(RunConfig.model_fields) | {"run_dir"} | aliases
 
 
 def test_ctx_keys_come_from_the_one_definition_and_ctx_is_built_in_one_place():
