@@ -27,6 +27,7 @@ N_CHANGES_WEIGHTS = (0.6, 0.3, 0.1)
 MAX_TRIES = 40
 REFINE_AFTER = 2  # changes of a parameter that did not pay before its step size halves (in log2)
 MAX_REFINE = 4  # finest step: x2^(1/16), about 4.4%
+RECENT = 200  # trials the refinement looks back over
 
 
 def preference_weights(names: list[str], temperature: float) -> list[float]:
@@ -34,8 +35,9 @@ def preference_weights(names: list[str], temperature: float) -> list[float]:
 
 
 def last_move(history: list[dict[str, Any]], name: str) -> tuple[int, bool] | None:
-    """Direction (+1/-1) of the last trial that changed name, and whether it was kept."""
-    for trial in reversed(history):
+    """Direction (+1/-1) of the last trial that changed name (among the last RECENT), and
+    whether it was kept."""
+    for trial in reversed(history[-RECENT:]):
         if name in trial["changes"] and trial.get("base") is not None:
             old, new = trial["base"].get(name), trial["changes"][name]
             if isinstance(old, int | float) and isinstance(new, int | float) and old != new:
@@ -44,9 +46,10 @@ def last_move(history: list[dict[str, Any]], name: str) -> tuple[int, bool] | No
 
 
 def failures_since_gain(history: list[dict[str, Any]], name: str) -> int:
-    """Trials that changed name and were not kept, since the last kept change of name."""
+    """Trials that changed name and were not kept, since the last kept change of name, among
+    the last RECENT trials (so a step costs the same at trial 5,000 as at trial 100)."""
     n = 0
-    for trial in reversed(history):
+    for trial in reversed(history[-RECENT:]):
         if name in trial["changes"]:
             if trial["accepted"]:
                 break
