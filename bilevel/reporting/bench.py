@@ -46,8 +46,21 @@ def run_row(run_dir: Path) -> dict[str, Any]:
         "best": s["best_metric"],
         "improvement": s["improvement"],
         "validated": validated["improvement"] if validated else None,  # on fresh seeds
+        "gap_closed": gap_closed(s),
         **{f"mech_{k}": v for k, v in use.items()},
     }
+
+
+def gap_closed(summary: dict[str, Any]) -> float | None:
+    """The share of the baseline's gap to the objective's known optimum that the run closed."""
+    from bilevel.objectives import make_objective
+
+    objective = make_objective(summary["objective"])
+    optimum, baseline = getattr(objective, "optimum", None), summary["baseline_metric"]
+    if optimum is None or baseline is None or summary["best_metric"] is None:
+        return None
+    gap = abs(baseline - optimum)
+    return summary["improvement"] / gap if gap > 0 else None
 
 
 def arm_stats(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -85,6 +98,8 @@ def arm_stats(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             line["vmean"] = statistics.fmean(checked) if checked else None
             line["vci_low"], line["vci_high"] = bootstrap_ci(checked) if checked else (None, None)
             line["vn"] = len(checked)
+            closed = [r["gap_closed"] for r in runs.values() if r["gap_closed"] is not None]
+            line["gap_closed"] = statistics.fmean(closed) if closed else None
             cycles = sum(r["mech_cycles"] for r in runs.values())
             line["mech_cycles"] = cycles
             line["invoked"] = (
@@ -125,8 +140,8 @@ def markdown(stats: list[dict[str, Any]], rows: list[dict[str, Any]]) -> str:
     lines = [
         "| objective | arm | n | evaluations spent / budget | improvement: mean [95% CI] | "
         + " | ".join(f"vs {r}: Δ (d_z, p)" for r in refs)
-        + " | cycles invoked | cycles effective |",
-        "|" + "---|" * (7 + len(refs)),
+        + " | cycles invoked | cycles effective | gap to the optimum closed |",
+        "|" + "---|" * (8 + len(refs)),
     ]
     for s in stats:
         spent = (
@@ -138,7 +153,8 @@ def markdown(stats: list[dict[str, Any]], rows: list[dict[str, Any]]) -> str:
             f"| {s['objective']} | {s['arm']} | {s['n']} | {spent} / {max(s['budget'])} "
             f"| {_fmt(s['mean'])} [{_fmt(s['ci_low'])}, {_fmt(s['ci_high'])}] | "
             + " | ".join(_vs(s[f"vs_{r}"]) for r in refs)
-            + f" | {_fmt(s['invoked'], '.0%')} | {_fmt(s['effective'], '.0%')} |"
+            + f" | {_fmt(s['invoked'], '.0%')} | {_fmt(s['effective'], '.0%')} "
+            f"| {_fmt(s['gap_closed'], '.0%')} |"
         )
     if any(s["vn"] for s in stats):
         lines += [

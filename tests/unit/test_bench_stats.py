@@ -43,3 +43,12 @@ def test_the_adoption_rule_the_readme_states():
     assert not adopt_rule([0.0, 0.0], [0.0, 0.0])
     assert not adopt_rule([0.3, -0.3, -0.1], [0.0, 0.0, 0.0])  # kept worse trials cost
     assert adopt_rule([0.01], [])  # no parent trial to compare: any gain adopts
+
+
+def test_gap_closed_is_the_share_of_the_baseline_gap_to_the_known_optimum():
+    from bilevel.reporting.bench import gap_closed
+
+    run = {"objective": "suite:branin", "baseline_metric": 10.397887, "best_metric": 5.397887,
+           "improvement": 5.0}  # fmt: skip
+    assert gap_closed(run) == pytest.approx(0.5)  # Branin's optimum is 0.397887
+    assert gap_closed({**run, "best_metric": None}) is None
