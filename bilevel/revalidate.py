@@ -13,18 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from bilevel.execution.evaluator import evaluate
-from bilevel.graphs.assessment import improvement
+from bilevel.graphs.assessment import best_point, improvement
 from bilevel.objectives import make_objective
 from bilevel.store.ledger import LEDGER_FILE, Ledger
 
 FRESH_SEED = 1_000_000_007
-
-
-def best_trial(ledger: Ledger, direction: str) -> dict[str, Any] | None:
-    ok = [t for t in ledger.trials() if t["status"] == "ok" and t["metric"] is not None]
-    if not ok:
-        return None
-    return min(ok, key=lambda t: t["metric"] if direction == "minimize" else -t["metric"])
 
 
 async def revalidate(run_dir: Path, k: int) -> dict[str, Any] | None:
@@ -37,7 +30,8 @@ async def revalidate(run_dir: Path, k: int) -> dict[str, Any] | None:
         config = ledger.get_meta("config")
         options = config.get("objective_options", {})
         objective = make_objective(config["objective"], **options)
-        best, baseline = best_trial(ledger, objective.direction), ledger.trial(0)
+        # a finished run: every trial is decided
+        best, baseline = best_point(ledger, None, objective.direction), ledger.trial(0)
         if best is None or baseline is None:
             return None
         metrics: dict[str, list[float | None]] = {"baseline": [], "best": []}

@@ -82,13 +82,14 @@ def assess_cycle(
     }
 
 
-def best_point(ledger: Ledger, trace: int, direction: str) -> dict[str, Any] | None:
-    """The best ok trial of a trace, as an incumbent {config, metric, trial}."""
+def best_point(ledger: Ledger, trace: int | None, direction: str) -> dict[str, Any] | None:
+    """The best decided ok trial of a trace (of the whole run: None), as an incumbent
+    {config, metric, trial}; the earliest among equals."""
     order = "ASC" if direction == "minimize" else "DESC"
     rows = ledger.query(
-        "SELECT trial FROM trials WHERE trace = ? AND status = 'ok' AND metric IS NOT NULL "
-        f"AND accepted IS NOT NULL ORDER BY metric {order}, trial LIMIT 1",
-        (trace,),
+        "SELECT trial FROM trials WHERE (? IS NULL OR trace = ?) AND status = 'ok' "
+        f"AND metric IS NOT NULL AND accepted IS NOT NULL ORDER BY metric {order}, trial LIMIT 1",
+        (trace, trace),
     )
     if not rows:
         return None

@@ -6,7 +6,7 @@ log scale (so a log parameter is a coordinate stretched the way its range sugges
 categoricals and extra ints as penalties or as switches that move the optimum. Defaults are a
 person's first guess, never the optimum. All are minimised; `optimum` is exact for the test
 functions (each optimum lies on representable values) and estimated for the scikit-learn model
-(OPTIMUM_NOTE says how).
+(the comment at SKLEARN_OPTIMUM says how).
 """
 
 from __future__ import annotations
@@ -209,7 +209,6 @@ SKLEARN_SPACE = SearchSpace(
 # suite:sklearn-hgb --arm optuna-tpe --iterations 200`), rounded down, so "gap closed" is a
 # fraction of a gap that may be slightly larger than the true one.
 SKLEARN_OPTIMUM = 0.0966
-OPTIMUM_NOTE = "suite:sklearn-hgb: optimum estimated from a 200-trial optuna-tpe run"
 
 
 class SklearnObjective(SyntheticObjective):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ from bilevel.objectives.base import register
 from bilevel.objectives.space import Param, SearchSpace
 from bilevel.objectives.synthetic import SyntheticObjective
 from bilevel.runner import arun
+from tests.helpers import ledger_query
 
 pytestmark = pytest.mark.slow
 
@@ -52,20 +52,11 @@ register("test:narrow")(lambda **_: narrow())
 register("test:tiny")(lambda **_: tiny())
 
 
-def rows(run_dir: Path, sql: str) -> list[sqlite3.Row]:
-    db = sqlite3.connect(run_dir / "ledger.sqlite")
-    db.row_factory = sqlite3.Row
-    try:
-        return db.execute(sql).fetchall()
-    finally:
-        db.close()
-
-
 @pytest.mark.parametrize("arm", ["inner", "full"])
 async def test_every_evaluation_is_spent_and_none_repeats(tmp_path: Path, arm: str):
     config = RunConfig(objective="test:narrow", arm=arm, iterations=30, cycle=10)
     summary = await arun(config, tmp_path / "run")
-    trials = rows(tmp_path / "run", "SELECT config, source FROM trials")
+    trials = ledger_query(tmp_path / "run", "SELECT config, source FROM trials")
     assert summary["trials"] == summary["budget"] == len(trials) == 31
     configs = [json.loads(t["config"])["n"] for t in trials]
     assert len(set(configs)) == len(configs)  # nothing evaluated twice
@@ -77,5 +68,5 @@ async def test_an_exhausted_space_ends_with_a_note_per_step(tmp_path: Path):
     config = RunConfig(objective="test:tiny", arm="inner", iterations=12, cycle=4)
     summary = await arun(config, tmp_path / "run")
     assert summary["trials"] == 8  # every config once, then nothing new exists
-    notes = rows(tmp_path / "run", "SELECT kind FROM notes WHERE kind = 'space_exhausted'")
+    notes = ledger_query(tmp_path / "run", "SELECT kind FROM notes WHERE kind = 'space_exhausted'")
     assert len(notes) == 12 - 7

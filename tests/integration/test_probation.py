@@ -4,7 +4,6 @@ follows the rule the README states, and trials share the run's seed unless asked
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -13,28 +12,20 @@ from bilevel.config import RunConfig
 from bilevel.graphs.assessment import adopt_rule, trial_gains
 from bilevel.runner import arun
 from bilevel.store.ledger import Ledger
+from tests.helpers import ledger_query
 
 pytestmark = pytest.mark.slow
-
-
-def rows(run_dir: Path, sql: str) -> list[sqlite3.Row]:
-    db = sqlite3.connect(run_dir / "ledger.sqlite")
-    db.row_factory = sqlite3.Row
-    try:
-        return db.execute(sql).fetchall()
-    finally:
-        db.close()
 
 
 async def test_probation_is_turn_about_and_decided_by_the_stated_rule(tmp_path: Path):
     run_dir = tmp_path / "run"
     await arun(RunConfig(objective="synthetic:trainsim", arm="mechanism", iterations=24,
                          cycle=6, seed=1), run_dir)  # fmt: skip
-    mechanisms = {m["id"]: m for m in rows(run_dir, "SELECT * FROM mechanisms")}
+    mechanisms = {m["id"]: m for m in ledger_query(run_dir, "SELECT * FROM mechanisms")}
     judged = [m for m in mechanisms.values() if m["status"] in ("adopted", "reverted")]
     assert judged, "no mechanism went through probation"
-    cycles = {c["cycle"]: c for c in rows(run_dir, "SELECT * FROM cycles")}
-    trials = rows(run_dir, "SELECT * FROM trials ORDER BY trial")
+    cycles = {c["cycle"]: c for c in ledger_query(run_dir, "SELECT * FROM cycles")}
+    trials = ledger_query(run_dir, "SELECT * FROM trials ORDER BY trial")
     ledger = Ledger(run_dir / "ledger.sqlite", readonly=True)
     try:
         for m in judged:
@@ -56,6 +47,8 @@ async def test_trials_share_the_run_seed_unless_asked(tmp_path: Path, per_trial:
     await arun(config, tmp_path / "run")
     offsets = {
         round(t["metric"] - json.loads(t["extra"])["clean_metric"], 12)
-        for t in rows(tmp_path / "run", "SELECT metric, extra FROM trials WHERE status = 'ok'")
+        for t in ledger_query(
+            tmp_path / "run", "SELECT metric, extra FROM trials WHERE status = 'ok'"
+        )
     }  # the noise drawn for each trial: one draw for all under common random numbers
     assert (len(offsets) == 1) is not per_trial
