@@ -27,7 +27,9 @@ default select evaluates the mechanism's first proposal.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Literal, TypedDict
+from typing import TYPE_CHECKING, Any, Literal
+
+from typing_extensions import TypedDict  # pydantic (Studio's schemas) needs it on 3.11
 
 if TYPE_CHECKING:  # the sandbox worker imports this module: no pydantic at its start-up
     from bilevel.objectives.space import SearchSpace

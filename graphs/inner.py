@@ -256,8 +256,8 @@ def start(state: InnerState) -> Literal["research", "collect"]:
     return "research" if free_evaluations(state) > 0 else "collect"
 
 
-def build_inner_graph() -> StateGraph:
-    builder = StateGraph(InnerState, context_schema=Context)
+def build_inner_graph(context_schema: type | None = Context) -> StateGraph:
+    builder = StateGraph(InnerState, context_schema=context_schema)
     builder.add_node("research", research)
     builder.add_node("review_select", review_select)
     builder.add_node("collect", collect)

@@ -21,7 +21,7 @@ from bilevel.agents.roles import MetaRequest, MetaResearcher, Written
 from bilevel.contract import Mechanism, new_mechanism
 from bilevel.graphs.context import Context, context_of
 from bilevel.graphs.setup import labels, mechanism_row
-from bilevel.graphs.state import BilevelState, run_config
+from bilevel.graphs.state import BilevelState, Decision, run_config
 from bilevel.store.ledger import AsyncLedger
 
 
@@ -62,7 +62,8 @@ async def meta_research(
         if written is None:
             return Command(update={"repair": None}, goto="run_inner")
         cand = await record(ledger, state, written, f"llm-r{repair['round']}", repair["id"], failed)
-        return Command(update={"candidate_mechanism": cand}, goto="validate")
+        decision = said(cycle, cand, f"repair round {repair['round']} of {repair['id']}")
+        return Command(update={"candidate_mechanism": cand, "decision": decision}, goto="validate")
 
     update: dict[str, Any] = {}
     if config.spec.adjusts_params:
@@ -79,7 +80,9 @@ async def meta_research(
             if written.origin == "library":  # only the candidate's: state stays O(1) in cycles
                 update["meta_memory"] = {**request.memory, "params": {cand["id"]: written.values}}
             update["candidate_mechanism"] = cand
+            update["decision"] = said(cycle, cand, f"written by {written.origin}: {written.name}")
             return Command(update=update, goto="validate")
+        update["decision"] = said(cycle, current, "no new mechanism: the current one stays")
     return Command(update=update, goto="run_inner")
 
 
@@ -109,3 +112,8 @@ async def write_notes(ledger: AsyncLedger, state: BilevelState, request: MetaReq
             f"meta:{cycle}:{kind}:{detail.get('step', '')}", cycle, state["iteration"], kind, detail
         )
     request.notes.clear()
+
+
+def said(cycle: int, mech: Mechanism, reason: str) -> Decision:
+    """A decision for the state (Studio shows it): the mechanism, its status, why."""
+    return {"cycle": cycle, "mechanism": mech["id"], "status": mech["status"], "reason": reason}

@@ -1,6 +1,6 @@
 """The outer (bilevel) loop.
 
-setup -> run_inner -> assess -> meta_research -> validate -> adopt | revert -> run_inner ...
+setup -> run_inner -> assess -> meta_research -> validate -> probation | reject -> run_inner ...
 
 A new mechanism goes on probation for one cycle, sharing it turn about with its parent (odd
 iterations are the parent's); `assess` then adopts it if its gain per evaluation on those matched
@@ -33,7 +33,7 @@ from bilevel.graphs.assessment import (
 )
 from bilevel.graphs.context import Context, context_of
 from bilevel.graphs.inner import build_inner_graph
-from bilevel.graphs.meta import meta_research
+from bilevel.graphs.meta import meta_research, said
 from bilevel.graphs.node_run import NodeRun, decided_before
 from bilevel.graphs.setup import default_mechanism, setup
 from bilevel.graphs.state import BilevelState, InputState, OutputState, run_config
@@ -83,9 +83,12 @@ async def assess(
             f"{per_eval['parent']:.6g} (turn about, {len(gains['candidate'])} and "
             f"{len(gains['parent'])} trials)"
         )
+        if not gains["candidate"]:  # no trial of its turns was decided: nothing to adopt on
+            adopted, why = False, "no decided trial on its turns"
         verb = "adopt" if adopted else "revert"
         decision = f"{verb} {mech['id']}: {why}"
         verdict = with_status(mech, "adopted" if adopted else "reverted")
+        update["decision"] = said(cycle, verdict, why)
         await ledger.set_mechanism_status(mech["id"], verdict["status"], effect)
         memory = copy.deepcopy(state["meta_memory"])
         advantage = (per_eval["candidate"] - per_eval["parent"]) * max(1, stats["trials"])
@@ -148,7 +151,7 @@ async def assess(
 
 async def validate(
     state: BilevelState, runtime: Runtime[Context]
-) -> Command[Literal["adopt", "revert", "meta_research"]]:
+) -> Command[Literal["probation", "reject", "meta_research"]]:
     """The candidate runs every hook on recorded and synthetic contexts in the sandbox. An LLM
     meta-researcher gets the rejection back for up to `repair_rounds` repair rounds."""
     run = await NodeRun.open(runtime, state)
@@ -162,9 +165,13 @@ async def validate(
     cand = with_status(cand, "validated" if report.ok else "rejected")
     await run.ledger.set_validation(cand["id"], cand["status"], report.to_json())
     cand["hooks"] = report.hooks
-    update: dict[str, Any] = {"candidate_mechanism": cand, "repair": None}
+    update: dict[str, Any] = {
+        "candidate_mechanism": cand,
+        "repair": None,
+        "decision": said(state["cycle_index"], cand, report.reason or "passed validation"),
+    }
     if report.ok:
-        return Command(update=update, goto="adopt")
+        return Command(update=update, goto="probation")
     rounds = (state.get("repair") or {}).get("round", 0)
     if cand["name"] == "llm" and rounds < run.config.llm.repair_rounds:
         update["repair"] = {
@@ -173,10 +180,10 @@ async def validate(
             "id": cand["id"],
         }
         return Command(update=update, goto="meta_research")
-    return Command(update=update, goto="revert")
+    return Command(update=update, goto="reject")
 
 
-async def adopt(state: BilevelState, runtime: Runtime[Context]) -> dict[str, Any]:
+async def probation(state: BilevelState, runtime: Runtime[Context]) -> dict[str, Any]:
     """Install the validated candidate on probation; its parent is kept to revert to. With
     --approve, a person sees the diff and the validation first (a LangGraph interrupt)."""
     ledger = await context_of(runtime).aledger(state["run_dir"])
@@ -194,19 +201,24 @@ async def adopt(state: BilevelState, runtime: Runtime[Context]) -> dict[str, Any
             }
         )
         if str(answer).strip().lower() not in ("y", "yes", "approve", "true"):
-            await ledger.set_mechanism_status(
-                cand["id"], with_status(validated, "declined")["status"]
-            )
-            return {"candidate_mechanism": None}
+            declined = with_status(validated, "declined")
+            await ledger.set_mechanism_status(cand["id"], declined["status"])
+            reason = f"declined by the approver ({answer!r})"
+            cycle = state["cycle_index"]
+            return {"candidate_mechanism": None, "decision": said(cycle, declined, reason)}
     await ledger.set_mechanism_status(cand["id"], cand["status"])
     return {
         "previous_mechanism": state["mechanism"],
         "mechanism": cand,
         "candidate_mechanism": None,
+        "decision": said(
+            state["cycle_index"], cand, f"on probation for one cycle, turn about with "
+            f"{state['mechanism']['id']}"
+        ),
     }
 
 
-async def revert(state: BilevelState, runtime: Runtime[Context]) -> dict[str, Any]:
+async def reject(state: BilevelState, runtime: Runtime[Context]) -> dict[str, Any]:
     """The candidate failed validation: it never reaches the inner loop; the current one stays.
     The meta-researcher is told why, so it does not propose the same thing again."""
     cand = state["candidate_mechanism"]
@@ -214,24 +226,34 @@ async def revert(state: BilevelState, runtime: Runtime[Context]) -> dict[str, An
     rows = await ledger.query("SELECT validation FROM mechanisms WHERE id = ?", (cand["id"],))
     reason = json.loads(rows[0]["validation"] or "{}").get("reason") if rows else None
     memory = copy.deepcopy(state["meta_memory"])
-    meta_researcher.reject(memory, cand["name"], reason or "rejected by validation")
-    return {"candidate_mechanism": None, "meta_memory": memory}
+    reason = reason or "rejected by validation"
+    meta_researcher.reject(memory, cand["name"], reason)
+    return {
+        "candidate_mechanism": None,
+        "meta_memory": memory,
+        "decision": said(state["cycle_index"], cand, reason),
+    }
 
 
-def build_bilevel_graph() -> StateGraph:
+def build_bilevel_graph(context_schema: type | None = Context) -> StateGraph:
+    """context_schema: None for a server (`langgraph dev`), which passes no Context and builds
+    a JSON schema of it; a Context holds runtime objects (graphs/context.py)."""
     builder = StateGraph(
-        BilevelState, input_schema=InputState, output_schema=OutputState, context_schema=Context
+        BilevelState,
+        input_schema=InputState,
+        output_schema=OutputState,
+        context_schema=context_schema,
     )
     builder.add_node("setup", setup)
-    builder.add_node("run_inner", build_inner_graph().compile())
+    builder.add_node("run_inner", build_inner_graph(context_schema).compile())
     builder.add_node("assess", assess)
     builder.add_node("meta_research", meta_research)
     builder.add_node("validate", validate)
-    builder.add_node("adopt", adopt)
-    builder.add_node("revert", revert)
+    builder.add_node("probation", probation)
+    builder.add_node("reject", reject)
     builder.add_edge(START, "setup")
     builder.add_edge("setup", "run_inner")
     builder.add_edge("run_inner", "assess")
-    builder.add_edge("adopt", "run_inner")
-    builder.add_edge("revert", "run_inner")
+    builder.add_edge("probation", "run_inner")
+    builder.add_edge("reject", "run_inner")
     return builder

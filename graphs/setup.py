@@ -119,7 +119,10 @@ async def setup(
     fields = {k: v for k, v in state.items() if k in config_keys() and v is not None}
     run_config = RunConfig(**fields)
     thread = (config.get("configurable") or {}).get("thread_id", "default")
-    run_dir = os.path.abspath(state.get("run_dir") or os.path.join("runs", str(thread)))
+    # abspath reads the working directory: a blocking call, refused on a server's event loop
+    run_dir = await asyncio.to_thread(
+        os.path.abspath, state.get("run_dir") or os.path.join("runs", str(thread))
+    )
     ledger = await context.aledger(run_dir)
     await asyncio.to_thread(claim_run_dir, ledger.sync, run_config)
     await ledger.set_meta("labels", labels(run_config))

@@ -36,6 +36,16 @@ class Assignment(TypedDict):
     iteration: int
 
 
+class Decision(TypedDict):
+    """One outer-loop decision, in the words the CLI and the ledger use: `status` is the
+    mechanism's new status (contract.TRANSITIONS), e.g. adopted, reverted, rejected."""
+
+    cycle: int
+    mechanism: str
+    status: str
+    reason: str
+
+
 # What a caller (CLI, Python, Studio) gives: RunConfig's fields (and the aliases they accept, e.g.
 # `cycle` for cycle_length), typed as RunConfig types them, and the run directory. Derived, so a
 # new RunConfig field is a graph input without another edit.
@@ -86,15 +96,23 @@ class BilevelState(InputState, InnerState, total=False):
     meta_memory: dict[str, Any]  # what the meta-researcher learns across cycles
     assessment: dict[str, Any]  # the last cycle's statistics
     repair: dict[str, Any] | None  # the last validation failure (id, reason), for a repair round
+    decision: Decision  # what the outer loop last decided, for a person watching (Studio)
     done: bool
 
 
 class OutputState(TypedDict, total=False):
+    """What a caller sees (LangGraph's `values` stream sends these): where the run is, the
+    mechanism in the slots (by reference), the last assessment and decision."""
+
     run_dir: str
     baseline: Point
     incumbent: Point
     iteration: int
     cycle_index: int
+    evals_left: int
+    mechanism: Mechanism
+    assessment: dict[str, Any]
+    decision: Decision
     done: bool
 
 

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 def test_xray_shows_every_node_of_both_loops():
     nodes = set(build_graph().get_graph(xray=True).nodes)
-    outer = {"setup", "run_inner", "assess", "meta_research", "validate", "adopt", "revert"}
+    outer = {"setup", "run_inner", "assess", "meta_research", "validate", "probation", "reject"}
     inner = {f"run_inner:{n}" for n in ("research", "review_select", "collect")}
     assert outer - {"run_inner"} <= nodes and inner <= nodes
 
