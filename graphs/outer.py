@@ -212,8 +212,9 @@ async def probation(state: BilevelState, runtime: Runtime[Context]) -> dict[str,
         "mechanism": cand,
         "candidate_mechanism": None,
         "decision": said(
-            state["cycle_index"], cand, f"on probation for one cycle, turn about with "
-            f"{state['mechanism']['id']}"
+            state["cycle_index"],
+            cand,
+            f"on probation for one cycle, turn about with {state['mechanism']['id']}",
         ),
     }
 

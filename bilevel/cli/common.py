@@ -6,7 +6,7 @@ status 2 and one line on stderr, never a traceback.
 
 from __future__ import annotations
 
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import typer
 from pydantic import ValidationError
@@ -37,3 +37,12 @@ USER_ERRORS = (
 def fail(message: str) -> NoReturn:
     err.print(f"[red]error:[/red] {escape(safe(message))}", highlight=False)  # keep "[bench]"
     raise typer.Exit(2)
+
+
+async def validate_source(source: str, timeout: float) -> Any:
+    """A mechanism validated exactly as generated code is (`mechanism check`, `run --mechanism`)."""
+    from bilevel.sandbox.pool import SandboxPool
+    from bilevel.sandbox.validation import validate_mechanism
+
+    async with SandboxPool(workers=1) as pool:
+        return await validate_mechanism(pool, source, timeout_s=timeout)

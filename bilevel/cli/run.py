@@ -13,8 +13,9 @@ from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
+from rich.markup import escape
 
-from bilevel.cli.common import USER_ERRORS, err, fail, out
+from bilevel.cli.common import USER_ERRORS, err, fail, out, validate_source
 from bilevel.cli.library import library_start
 from bilevel.cli.scale import (
     DevicesFlag,
@@ -302,6 +303,10 @@ def run(
         if not mechanism.is_file():
             fail(f"mechanism file {mechanism} does not exist")
         source = mechanism.read_text()
+        report = asyncio.run(validate_source(source, hook_timeout))
+        if not report.ok:  # the run would go on without it: say so before anything runs
+            fail(f"--mechanism {mechanism} was rejected: {report.reason} "
+                 f"(`bilevel mechanism check {mechanism}` shows the same)")  # fmt: skip
     objective_options = parse_options(objective_opt or [])
     script_flags = {
         "command": command,
@@ -346,6 +351,8 @@ def run(
             eval_timeout_s=eval_timeout,
             llm_seed=seed,
         )
+        if config.researcher == "llm" or config.meta == "llm":
+            reachable(config.llm)
         pool = build_executor(executor, ray_address, devices, ray_cpus, ray_gpus, parallel)
     except ValidationError as exc:
         fail(flag_error(exc))
@@ -376,6 +383,28 @@ def resume(
     except USER_ERRORS as exc:
         fail(first_error(exc))
     _execute(lambda progress: _arun(None, run_dir, progress, checkpointer, pool), json_out)
+
+
+def reachable(settings: Any) -> None:
+    """An LLM server given by URL must answer before the run starts (GET /models): one line and
+    exit 2 when nothing listens there, instead of a run whose every LLM call fails."""
+    import urllib.error
+    import urllib.request
+
+    if not settings.provider.startswith(("http://", "https://")):
+        return
+    url = settings.provider.rstrip("/") + "/models"
+    try:
+        urllib.request.urlopen(url, timeout=min(10.0, settings.timeout_s)).close()
+    except urllib.error.HTTPError as exc:
+        if exc.code in (401, 403):  # it answers; the key is checked on the first call
+            return
+        fail(f"--llm {settings.provider}: GET {url} answered HTTP {exc.code}: is it an "
+             "OpenAI-compatible server (its base URL usually ends in /v1)?")  # fmt: skip
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        fail(f"--llm {settings.provider}: nothing answers there ({reason}); start the server "
+             "or fix the URL (e.g. http://127.0.0.1:8000/v1)")  # fmt: skip
 
 
 def _run_parallel(run_dir: Path) -> int:
@@ -427,7 +456,8 @@ def _execute(start: Any, json_out: bool) -> None:
     except USER_ERRORS as exc:
         fail(first_error(exc))
     except KeyboardInterrupt:
-        err.print("interrupted: continue with `bilevel resume DIR`")
+        where = display.run_dir or "DIR"  # DIR only if it stopped before the run dir was set
+        err.print(f"interrupted: continue with `bilevel resume {where}`", markup=False)
         raise typer.Exit(130) from None
     except (OSError, sqlite3.OperationalError) as exc:
         if not disk_full(exc):
@@ -444,6 +474,10 @@ def _execute(start: Any, json_out: bool) -> None:
         print(json.dumps(summary, indent=2))
     else:
         print_summary(summary)
+    for problem in summary.get("problems", []):
+        err.print(f"[red]error:[/red] {escape(safe(problem))}", highlight=False)
+    if summary.get("problems"):
+        raise typer.Exit(1)
 
 
 def show(
@@ -468,9 +502,12 @@ def print_summary(s: dict[str, Any]) -> None:
         f"trials {s['trials']}/{s['budget']}  cycles {s['cycles']}"
     )
     labels = s["labels"]
-    out.print(f"researcher: {labels.get('researcher', s['researcher'])}")
+    dead = " -- every LLM call failed" if s["llm"].get("all_failed") else ""
+    researcher = labels.get("researcher", s["researcher"])
+    out.print(f"researcher: {researcher}{dead if s['researcher'] == 'llm' else ''}")
     if ARM_SPECS[s["arm"]].outer:
-        out.print(f"meta-researcher: {labels.get('meta', s['meta'])}")
+        meta = labels.get("meta", s["meta"])
+        out.print(f"meta-researcher: {meta}{dead if s['meta'] == 'llm' else ''}")
     out.print(
         f"baseline {fmt(s['baseline_metric'])}  best {fmt(s['best_metric'])}  "
         f"improvement {fmt(s['improvement'])}"

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from bilevel.cli.common import USER_ERRORS, fail, out
+from bilevel.cli.common import USER_ERRORS, fail, out, validate_source
 from bilevel.config import first_error
 from bilevel.objectives import UnknownObjective, registered
 from bilevel.objectives.script_config import draft_space
@@ -26,21 +26,13 @@ def mechanism_check(
 
     if not file.is_file():
         fail(f"mechanism file {file} does not exist")
-    report = asyncio.run(_validate(file.read_text(), timeout))
+    report = asyncio.run(validate_source(file.read_text(), timeout))
     if report.ok:
         hooks = ", ".join(report.hooks) or "none (the default mechanism)"
         out.print(f"accepted: {file} (hooks: {hooks}; {report.checks} checks passed)")
         return
     out.print(f"rejected: {file}: {safe(report.reason)}", highlight=False, markup=False)
     raise typer.Exit(1)
-
-
-async def _validate(source: str, timeout: float) -> Any:
-    from bilevel.sandbox.pool import SandboxPool
-    from bilevel.sandbox.validation import validate_mechanism
-
-    async with SandboxPool(workers=1) as pool:
-        return await validate_mechanism(pool, source, timeout_s=timeout)
 
 
 def objectives() -> None:
