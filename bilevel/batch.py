@@ -21,7 +21,6 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from bilevel.config import Arm, RunConfig
 from bilevel.execution.executor import Executor
-from bilevel.runner import arun, graph_config
 from bilevel.sandbox.pool import SandboxPool
 
 SUMMARY_COLUMNS = (
@@ -105,12 +104,14 @@ def graph_inputs(
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Inputs and per-run configs for `build_graph(saver).abatch(inputs, configs, context=...)`:
     the same run directories as `arun_batch`, one thread per run."""
+    from bilevel import runner  # langgraph and the LLM clients: imported when a batch runs
+
     inputs, run_configs = [], []
     for c in configs:
         run_dir = run_dir_for(out, c).resolve()
         inputs.append({**c.model_dump(), "run_dir": str(run_dir)})
         run_configs.append(
-            {**graph_config(c, f"batch:{run_dir}"), "max_concurrency": max_concurrency}
+            {**runner.graph_config(c, f"batch:{run_dir}"), "max_concurrency": max_concurrency}
         )
     return inputs, run_configs
 
@@ -124,6 +125,8 @@ async def arun_batch(
 ) -> list[dict[str, Any]]:
     """Run (or resume) every config, at most max_concurrency at once; summaries in input order.
     on_done(i, summary) is called as each run finishes."""
+    from bilevel import runner  # langgraph and the LLM clients: imported when a batch runs
+
     out.mkdir(parents=True, exist_ok=True)
     gate = asyncio.Semaphore(max_concurrency)
     summaries: list[dict[str, Any] | None] = [None] * len(configs)
@@ -133,7 +136,7 @@ async def arun_batch(
         async def one(i: int, config: RunConfig) -> None:
             async with gate:
                 start = time.perf_counter()
-                summary = await arun(
+                summary = await runner.arun(
                     config, run_dir_for(out, config), resume=True, pool=pool, executor=executor
                 )
                 summary["wall_s"] = time.perf_counter() - start

@@ -6,8 +6,7 @@ import random
 from collections import Counter
 from typing import Any
 
-from bilevel.graphs.node_run import decided_before
-from bilevel.graphs.state import BilevelState
+from bilevel.graphs.state import BilevelState, decided_before
 from bilevel.store.ledger import Ledger
 
 

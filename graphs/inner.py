@@ -25,9 +25,9 @@ from bilevel.agents import classical, fallback, llm_researcher, researcher
 from bilevel.agents.roles import Researcher, ResearchRequest
 from bilevel.config import RunConfig
 from bilevel.graphs.context import Context
-from bilevel.graphs.node_run import NodeRun, decided_before, free_evaluations
+from bilevel.graphs.node_run import NodeRun, free_evaluations
 from bilevel.graphs.setup import labels
-from bilevel.graphs.state import Assignment, InnerState, run_config
+from bilevel.graphs.state import Assignment, InnerState, decided_before, run_config
 from bilevel.graphs.trials import ensure_running, finish
 from bilevel.objectives import SearchSpace, SpaceError
 from bilevel.store.results import write_results

@@ -24,7 +24,7 @@ from bilevel.contract import (
 )
 from bilevel.graphs.context import Context, context_of
 from bilevel.graphs.history import TrialHistory
-from bilevel.graphs.state import InnerState, Point, run_config
+from bilevel.graphs.state import InnerState, Point, decided_before, run_config
 from bilevel.objectives import Objective
 from bilevel.store.ledger import AsyncLedger
 
@@ -48,12 +48,6 @@ def in_turn(state: InnerState, proposer: str | None = None) -> str:
     if proposer is not None:
         return "previous_mechanism" if proposer == parent["id"] else "mechanism"
     return "previous_mechanism" if state["iteration"] % 2 else "mechanism"
-
-
-def decided_before(state: InnerState) -> int:
-    """Trials with smaller ids are all decided (accepted or discarded); the ones in flight
-    are not, and what a node sees must not depend on which of them happened to finish."""
-    return state["inflight"][0]["trial"] if state["inflight"] else state["next_trial"]
 
 
 def call_seed(seed: int, key: str) -> int:

@@ -34,9 +34,9 @@ from bilevel.graphs.assessment import (
 from bilevel.graphs.context import Context, context_of
 from bilevel.graphs.inner import build_inner_graph
 from bilevel.graphs.meta import meta_research, said
-from bilevel.graphs.node_run import NodeRun, decided_before
+from bilevel.graphs.node_run import NodeRun
 from bilevel.graphs.setup import default_mechanism, setup
-from bilevel.graphs.state import BilevelState, InputState, OutputState, run_config
+from bilevel.graphs.state import BilevelState, InputState, OutputState, decided_before, run_config
 from bilevel.sandbox.validation import validate_mechanism
 from bilevel.store.results import write_results
 

@@ -116,6 +116,12 @@ class OutputState(TypedDict, total=False):
     done: bool
 
 
+def decided_before(state: InnerState) -> int:
+    """Trials with smaller ids are all decided (accepted or discarded); the ones in flight
+    are not, and what a node sees must not depend on which of them happened to finish."""
+    return state["inflight"][0]["trial"] if state["inflight"] else state["next_trial"]
+
+
 def run_config(state: InnerState) -> RunConfig:
     """The run's typed configuration (state holds it as JSON data, validated at setup)."""
     return RunConfig.model_validate(state["config"])

@@ -292,6 +292,7 @@ def make_trainsim(noise: float = 0.003) -> SyntheticObjective:
 def make_sleep(
     seconds: float = 1.0, noise: float = 0.003, jitter: float = 0.0
 ) -> SyntheticObjective:
+    """trainsim taking `seconds` of wall time per evaluation (for timing benchmarks)."""
     if not (0 <= seconds <= 3600 and 0 <= jitter <= 10):
         raise UnknownObjective(
             f"bad options for objective 'synthetic:sleep': seconds={seconds} (0..3600) "

@@ -183,14 +183,14 @@ def run(
     iterations: Annotated[
         int | None,
         typer.Option(
-            help="Inner iterations in the whole run [default: 120, or the "
+            help="Inner iterations in the whole run \\[default: 120, or the "
             "objective's own, e.g. 30 for tinygpt]."
         ),
     ] = None,
     cycle: Annotated[
         int | None,
         typer.Option(
-            help="Inner iterations per outer cycle [default: 12, or the objective's own]."
+            help="Inner iterations per outer cycle \\[default: 12, or the objective's own]."
         ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed: same seed, same results.tsv.")] = 0,

@@ -184,9 +184,9 @@ def run_plan(
 def bench(
     objectives: Objectives = None,
     arms: Annotated[
-        str | None, typer.Option(help="Comma-separated arms [default: all seven].")
+        str | None, typer.Option(help="Comma-separated arms \\[default: all of them].")
     ] = None,
-    seeds: Annotated[str | None, typer.Option(help="Seeds: 0,1,2 or 0-4 [default: 0-4].")] = None,
+    seeds: Annotated[str | None, typer.Option(help="Seeds: 0,1,2 or 0-4 \\[default: 0-4].")] = None,
     file: PlanFile = None,
     iterations: Iterations = None,
     cycle: Cycle = None,

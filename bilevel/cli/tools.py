@@ -39,13 +39,15 @@ def objectives() -> None:
     """List registered objectives: name, metric, direction, parameter count."""
     from bilevel.objectives import make_objective
 
-    for name in sorted(registered()):
+    factories = registered()
+    print("objective\tmetric\tdirection\tparameters")
+    for name in sorted(factories):
         try:
             obj = make_objective(name)
         except UnknownObjective:  # it needs options first, e.g. script's --command and --space
-            print(f"{name}\t(from --metric)\t(from --direction)\t(params from --space)")
+            print(f"{name}\t(from --metric)\t(from --direction)\t(from --space)")
             continue
-        print(f"{name}\t{obj.metric}\t{obj.direction}\t{len(obj.space.params)} params")
+        print(f"{name}\t{obj.metric}\t{obj.direction}\t{len(obj.space.params)}")
 
 
 space_app = typer.Typer(no_args_is_help=True, help="Work with search-space files.")
