@@ -18,6 +18,8 @@ _EXPORTS = {
     "run": "bilevel.runner",
     "arun": "bilevel.runner",
     "aresume": "bilevel.runner",
+    "graph_config": "bilevel.runner",
+    "Context": "bilevel.graphs.context",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -45,6 +45,7 @@ class Context:
     sources: dict[tuple[str, str], str] = field(default_factory=dict)  # (ledger, id) -> source
     memories: dict[str, str] = field(default_factory=dict)  # memory blob hash -> JSON text
     _own_executor: bool = False
+    _own_pool: bool = False  # the pool was started here (not passed in): aclose stops it
 
     async def mechanism_source(self, ledger: AsyncLedger, mech_id: str) -> str:
         """A mechanism's source, from its ledger row (read once per process)."""
@@ -103,7 +104,7 @@ class Context:
 
     async def sandbox(self) -> SandboxPool:
         if self.pool is None:
-            self.pool = SandboxPool()
+            self.pool, self._own_pool = SandboxPool(), True
             await self.pool.start()
         return self.pool
 
@@ -167,9 +168,13 @@ class Context:
         self.sources.clear()
 
     async def aclose(self) -> None:
-        """Stop evaluations in flight and the local LLM server, if one was started, and close
-        the ledgers."""
+        """Stop evaluations in flight, and what this context started (the executor, the
+        sandbox pool, the local LLM server), and close the ledgers: after it the process exits
+        without warnings."""
         await self.stop_evaluations()
+        if self._own_pool and self.pool is not None:
+            await self.pool.close()
+            self.pool, self._own_pool = None, False
         if self._own_executor and self.executor is not None:
             await self.executor.close()
             self.executor, self._own_executor = None, False
@@ -193,8 +198,6 @@ def context_of(runtime: Any) -> Context:
 def _close_shared() -> None:
     try:
         asyncio.run(SHARED.aclose())
-        if SHARED.pool is not None:
-            asyncio.run(SHARED.pool.close())
     except RuntimeError:
         pass
 

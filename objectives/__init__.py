@@ -8,6 +8,7 @@ from bilevel.objectives.base import (
     objective_for,
     register,
     registered,
+    resolve,
 )
 from bilevel.objectives.space import Param, SearchSpace, SpaceError
 
@@ -22,4 +23,5 @@ __all__ = [
     "objective_for",
     "register",
     "registered",
+    "resolve",
 ]

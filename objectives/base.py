@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 from collections.abc import Callable
+from importlib import metadata
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
@@ -56,22 +57,72 @@ def register(name: str) -> Callable[[ObjectiveFactory], ObjectiveFactory]:
     return wrap
 
 
+ENTRY_POINT_GROUP = "bilevel.objectives"  # a package's own objectives: name = "pkg.mod:factory"
+
+
 def registered() -> dict[str, ObjectiveFactory]:
+    """The built-in objectives and those packages declare in the `bilevel.objectives`
+    entry-point group."""
     _load_builtins()
+    for entry in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if entry.name not in _REGISTRY:
+            _REGISTRY[entry.name] = _loaded(entry.name, entry.value, entry.load)
     return dict(_REGISTRY)
 
 
-def make_objective(name: str, **options: Any) -> Objective:
-    """Build a registered objective; options (e.g. noise=0.01) go to its factory."""
+def _loaded(name: str, where: str, load: Callable[[], Any]) -> ObjectiveFactory:
+    try:
+        factory = load()
+    except (ImportError, AttributeError) as exc:
+        raise UnknownObjective(
+            f"objective {name!r}: cannot load {where} ({exc}); is its package installed, or "
+            "its module on PYTHONPATH?"
+        ) from None
+    if not callable(factory):
+        raise UnknownObjective(f"objective {name!r}: {where} is not a callable factory")
+    return factory
+
+
+def user_factory(name: str) -> ObjectiveFactory | None:
+    """`package.module:factory`: an objective that lives in the user's own code, imported by
+    its path (the evaluation subprocesses import it the same way)."""
+    module, sep, attr = name.partition(":")
+    if not sep or not attr or not module.replace(".", "_").isidentifier():
+        return None
+    if any(name.startswith(prefix) for prefix in BUILTIN_MODULES):
+        return None
+
+    def load() -> Any:
+        target: Any = importlib.import_module(module)
+        for part in attr.split("."):
+            target = getattr(target, part)
+        return target
+
+    return _loaded(name, name, load)
+
+
+def resolve(name: str) -> ObjectiveFactory:
+    """The factory of an objective name: built-in, an entry point, or `package.module:factory`."""
     # Only the module that defines name: an evaluation subprocess for a synthetic objective must
     # not pay for importing torch (tinygpt).
     _load_builtin(name)
+    if name not in _REGISTRY and (factory := user_factory(name)) is not None:
+        _REGISTRY[name] = factory
     factories = dict(_REGISTRY) if name in _REGISTRY else registered()
     if name not in factories:
         known = ", ".join(sorted(factories))
-        raise UnknownObjective(f"unknown objective {name!r}: choose one of {known}")
+        raise UnknownObjective(
+            f"unknown objective {name!r}: choose one of {known}, or give your own as "
+            "package.module:factory"
+        )
+    return factories[name]
+
+
+def make_objective(name: str, **options: Any) -> Objective:
+    """Build an objective by name (see resolve); options (e.g. noise=0.01) go to its factory."""
+    factory = resolve(name)
     try:
-        return factories[name](**options)
+        return factory(**options)
     except TypeError as exc:
         raise UnknownObjective(f"bad options for objective {name!r}: {exc}") from None
 

@@ -27,7 +27,7 @@ from bilevel.cli.scale import (
 )
 from bilevel.config import ARM_SPECS, ARMS, RunConfig, first_error
 from bilevel.execution.executor import Executor
-from bilevel.objectives import registered
+from bilevel.objectives import UnknownObjective, resolve
 from bilevel.objectives.script import cli_options as script_cli_options
 from bilevel.progress import RunProgress
 from bilevel.reporting.report import parallel_of, summarize
@@ -296,8 +296,10 @@ def run(
     confine(require_confinement)
     if arm not in ARMS:
         fail(f"unknown arm {arm!r}: choose one of {', '.join(ARMS)}")
-    if objective not in registered():
-        fail(f"unknown objective {objective!r}: choose one of {', '.join(sorted(registered()))}")
+    try:
+        resolve(objective)
+    except UnknownObjective as exc:
+        fail(str(exc))
     source = None
     if mechanism is not None:
         if not mechanism.is_file():
