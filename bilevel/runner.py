@@ -93,7 +93,7 @@ async def arun(
     run_dir: str | Path | None = None,
     *,
     resume: bool = False,
-    progress: ProgressFn | None = None,
+    progress: ProgressFn | bool | None = None,
     pool: SandboxPool | None = None,
     approver: Approver | None = None,
     chat_factory: ChatFactory | None = None,
@@ -106,7 +106,19 @@ async def arun(
     checkpointer: a postgres:// URL for a shared checkpoint store (default: SQLite in run_dir);
     it is not stored (it may hold a password), so a resume must pass it again.
     executor: where evaluations run (default: local processes; the caller closes its own).
+    progress: a callback given each event (setup, trial, iteration, cycle) as a dict, or True for
+    the CLI's live display on stderr.
     """
+    if progress is True:
+        from rich.console import Console
+
+        from bilevel.progress import RunProgress
+
+        with RunProgress(Console(stderr=True)) as display:
+            return await arun(config, run_dir, resume=resume, progress=display.update, pool=pool,
+                              approver=approver, chat_factory=chat_factory,
+                              checkpointer=checkpointer, executor=executor)  # fmt: skip
+    progress = progress or None
     objective = make_objective(config.objective, **config.objective_options)  # fail fast
     if config.spec.proposer != "researcher":
         classical.require()  # and on a missing Optuna, before the baseline is evaluated

@@ -380,7 +380,11 @@ def resume(
     may differ from the one it started with."""
     confine(require_confinement)
     try:
-        parallel = _run_parallel(run_dir)
+        parallel, finished = _run_state(run_dir)
+        if finished:  # nothing to continue: say so, and show what it found
+            err.print(f"{run_dir} already finished: nothing to resume", markup=False)
+            show(run_dir, json_out)
+            return
         pool = build_executor(executor, ray_address, devices, ray_cpus, ray_gpus, parallel)
     except USER_ERRORS as exc:
         fail(first_error(exc))
@@ -409,12 +413,13 @@ def reachable(settings: Any) -> None:
              "or fix the URL (e.g. http://127.0.0.1:8000/v1)")  # fmt: skip
 
 
-def _run_parallel(run_dir: Path) -> int:
+def _run_state(run_dir: Path) -> tuple[int, bool]:
+    """(W, finished) of a recorded run."""
     from bilevel.store.ledger import open_ledger
 
     ledger = open_ledger(run_dir)
     try:
-        return parallel_of(ledger.get_meta("config") or {})
+        return parallel_of(ledger.get_meta("config") or {}), ledger.get_meta("finished") is True
     finally:
         ledger.close()
 

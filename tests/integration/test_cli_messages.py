@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -45,3 +46,24 @@ def test_ctrl_c_names_the_run_directory_to_resume(tmp_path: Path):
     assert proc.returncode == 130, stderr
     assert f"continue with `bilevel resume {run_dir}`" in stderr, stderr
     assert bilevel("resume", str(run_dir), "--json").returncode == 0
+
+
+def test_resume_of_a_finished_run_says_it_was_finished(tmp_path: Path):
+    run_dir = tmp_path / "run"
+    bilevel("run", "--iterations", "4", "--cycle", "2", "--run-dir", str(run_dir))
+    proc = bilevel("resume", str(run_dir))
+    assert f"{run_dir} already finished: nothing to resume" in proc.stderr
+    assert "trials 5/5" in proc.stdout
+
+
+def test_arun_shows_progress_when_asked(tmp_path: Path):
+    code = (
+        "import asyncio\n"
+        "from bilevel import RunConfig, arun\n"
+        "config = RunConfig(objective='synthetic:interact', iterations=4, cycle_length=2)\n"
+        f"asyncio.run(arun(config, {str(tmp_path / 'run')!r}, progress=True))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert f"run dir {tmp_path / 'run'}" in proc.stderr and "cycle 1: improvement" in proc.stderr
