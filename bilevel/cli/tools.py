@@ -70,7 +70,9 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) ->
     from bilevel.reporting.report import write_report
 
     try:
-        path = write_report(run_dir)
+        files = write_report(run_dir)
     except USER_ERRORS as exc:
         fail(first_error(exc))
-    out.print(f"written: {path}")
+    out.print(f"written: {files[0]}", highlight=False)
+    for path in files[1:]:
+        out.print(f"  figure: {path}", highlight=False)

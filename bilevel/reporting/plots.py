@@ -102,7 +102,10 @@ def cycles_plot(cycles: list[dict[str, Any]], path: Path) -> Path:
     decisions = [(c["decision"] or "").split(" ")[0] or None for c in cycles]
     colours = [DECISION_COLOURS.get(d, "tab:gray") for d in decisions]
     xs = [c["cycle"] for c in cycles]
-    ax.bar(xs, [c["improvement"] for c in cycles], color=colours)
+    heights = [c["improvement"] for c in cycles]
+    ax.bar(xs, heights, color=colours)
+    # a cycle that gained nothing has a bar of height 0: its marker still shows the decision
+    ax.scatter(xs, heights, color=colours, marker="D", s=28, edgecolors="black", zorder=3)
     for x, c in zip(xs, cycles, strict=True):
         ax.annotate(
             c["mechanism"],
@@ -171,14 +174,14 @@ def hooks_plot(calls: list[dict[str, Any]], path: Path) -> Path:
     labels = [f"{c['mechanism']}.{c['hook']}" for c in calls]
     ys = range(len(calls))
     ax.barh(ys, [c["calls"] for c in calls], color="tab:gray", label="calls")
-    ax.barh(ys, [c["changed"] for c in calls], color="tab:green", label="changed the outcome")
+    ax.barh(ys, [c["changed"] for c in calls], color="tab:green", label="changed a decision")
     failed = [c["failed"] for c in calls]
     if any(failed):
         ax.barh(ys, failed, color="tab:red", label="failed (default used)")
     ax.set_yticks(list(ys), labels, fontsize=7)
     ax.invert_yaxis()  # in the order the hooks were first called
     ax.set(title="hook calls per mechanism (and how many changed a decision)", xlabel="calls")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1, 1))  # beside the bars, not on one
     return _save(fig, path)
 
 

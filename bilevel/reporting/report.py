@@ -180,8 +180,9 @@ def hook_stats(ledger: Ledger) -> list[dict[str, Any]]:
     )
 
 
-def write_report(run_dir: str | Path) -> Path:
-    """report.md and its PNG figures in run_dir, all from the ledger. Returns report.md's path."""
+def write_report(run_dir: str | Path) -> list[Path]:
+    """report.md and its PNG figures in run_dir, all from the ledger. Returns the files written,
+    report.md first."""
     from bilevel.objectives import make_objective
     from bilevel.reporting import plots
 
@@ -261,7 +262,7 @@ def write_report(run_dir: str | Path) -> Path:
         )
     report = run_dir / "report.md"
     report.write_text("\n".join(lines) + "\n")
-    return report
+    return [report, *(path for _, path in figures)]
 
 
 def _num(value: float | None) -> str:

@@ -67,3 +67,15 @@ def test_arun_shows_progress_when_asked(tmp_path: Path):
                           timeout=120)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert f"run dir {tmp_path / 'run'}" in proc.stderr and "cycle 1: improvement" in proc.stderr
+
+
+def test_report_lists_every_file_it_wrote(tmp_path: Path):
+    run_dir = tmp_path / "run"
+    bilevel("run", "--iterations", "8", "--cycle", "4", "--run-dir", str(run_dir))
+    lines = bilevel("report", str(run_dir)).stdout.splitlines()
+    assert lines[0] == f"written: {run_dir / 'report.md'}"
+    figures = [Path(line.split("figure: ")[1]) for line in lines[1:]]
+    assert {p.name for p in figures} >= {"trials.png", "cycles.png", "coverage.png"}
+    assert all(p.is_file() and p.stat().st_size > 1000 for p in figures)
+    report = (run_dir / "report.md").read_text()
+    assert all(f"]({p.name})" in report for p in figures)
