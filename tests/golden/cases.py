@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import tempfile
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +46,32 @@ def cases() -> dict[str, dict[str, Any]]:
     return out
 
 
+# Arms that hand the search to a third-party sampler: their files hold that library's numerics,
+# which change between its releases (seen: optuna-gp and optuna-cmaes after a new numpy/scipy/
+# cmaes), so they are compared only under the versions they were recorded with.
+THIRD_PARTY = {
+    "optuna-gp": ("optuna", "scipy", "torch", "numpy", "greenlet"),
+    "optuna-cmaes": ("optuna", "cmaes", "numpy"),
+}
+VERSIONS_FILE = HERE / "versions.json"
+
+
+def versions(arm: str) -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for package in THIRD_PARTY.get(arm, ()):
+        try:
+            out[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            out[package] = None
+    return out
+
+
+def recorded_versions(arm: str) -> dict[str, str | None] | None:
+    if not VERSIONS_FILE.exists():
+        return None
+    return json.loads(VERSIONS_FILE.read_text()).get(arm)
+
+
 def golden_path(name: str) -> Path:
     return HERE / f"{name}.tsv"
 
@@ -61,6 +89,11 @@ async def record(names: list[str]) -> None:
             text = await results_of(name, Path(tmp) / name)
             golden_path(name).write_text(text)
             print(f"{name}: {text.count(chr(10)) - 1} trials")
+    recorded = json.loads(VERSIONS_FILE.read_text()) if VERSIONS_FILE.exists() else {}
+    for arm in THIRD_PARTY:
+        if any(cases()[n].get("arm") == arm for n in names):
+            recorded[arm] = versions(arm)
+    VERSIONS_FILE.write_text(json.dumps(recorded, indent=2, sort_keys=True) + "\n")
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.golden.cases import cases, golden_path, results_of
+from tests.golden.cases import cases, golden_path, recorded_versions, results_of, versions
 
 pytestmark = pytest.mark.slow
 
@@ -19,4 +19,8 @@ pytestmark = pytest.mark.slow
 async def test_results_tsv_is_reproduced_byte_for_byte(tmp_path: Path, name: str):
     if name.startswith("tinygpt") or "optuna" in name or "random" in name:
         pytest.importorskip("optuna" if "tinygpt" not in name else "torch")
+    arm = cases()[name].get("arm", "")
+    if versions(arm) and versions(arm) != recorded_versions(arm):
+        pytest.skip(f"{name} was recorded under {recorded_versions(arm)}, here {versions(arm)}: "
+                    "re-record it (python -m tests.golden.cases --record NAME)")  # fmt: skip
     assert await results_of(name, tmp_path / "run") == golden_path(name).read_text()
