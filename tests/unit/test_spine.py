@@ -138,3 +138,18 @@ def test_mechanism_statuses_and_transitions():
         assert "candidate -> adopted" in str(exc)
     else:
         raise AssertionError("a candidate cannot be adopted without validation and probation")
+
+
+def test_the_cli_imports_no_heavy_library_until_a_command_needs_it():
+    """`bilevel --help` and a one-line error must start fast: no torch, LangGraph or LLM client
+    at import (benchmarks/startup.py prints the CPU time)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, bilevel.cli\n"
+        "print(sorted(m for m in ('torch', 'langgraph', 'openai', 'langchain_core', 'optuna')"
+        " if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
