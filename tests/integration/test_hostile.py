@@ -438,9 +438,15 @@ def test_cli_contains_hostile_mechanism(harness: Harness, name: str) -> None:
         out, err = proc.communicate(timeout=120)
     finally:
         proc.kill()
-    assert proc.returncode == 0, f"{out}\n{err}"
     assert "Traceback" not in out + err
     assert not settle(lambda: sandbox_processes(proc.pid)), "workers outlived the CLI"
+    if exp.kind == "rejected":  # refused before anything runs, with validation's reason
+        assert proc.returncode == 2, f"{out}\n{err}"
+        assert "was rejected" in err and all(n in err for n in exp.reasons), err
+        assert not run_dir.exists()
+        check_world(h, run_dir, before_root, before_top, out + err)
+        return
+    assert proc.returncode == 0, f"{out}\n{err}"
     check_world(h, run_dir, before_root, before_top, out + err)
     db = sqlite3.connect(run_dir / "ledger.sqlite")
     try:
