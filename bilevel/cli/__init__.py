@@ -7,6 +7,7 @@ objectives, report, mechanism check, space draft (cli/tools.py) · mechanisms (c
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import typer
 
@@ -35,8 +36,18 @@ app.command()(objectives)
 app.command()(report)
 
 
+def without_flag_metavars(command: Any) -> Any:
+    """Flags take no value, so the help shows none for them (Typer would print `<bool>`)."""
+    for param in command.params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    for sub in getattr(command, "commands", {}).values():
+        without_flag_metavars(sub)
+    return command
+
+
 def main() -> None:
     try:
-        app()
+        without_flag_metavars(typer.main.get_command(app))(prog_name="bilevel")
     except KeyboardInterrupt:
         sys.exit(130)

@@ -19,6 +19,10 @@ def test_help_shows_every_default_it_promises():
     bench_help = bilevel("bench", "--help").stdout
     assert "[default: 0-4]" in bench_help and "[default: all of them]" in bench_help
     assert "whole run ." not in run_help and "outer cycle ." not in run_help  # markup ate them
+    flags_with_a_value = [
+        line for line in run_help.splitlines() if "<bool>" in line and "--help" not in line
+    ]
+    assert flags_with_a_value == [], flags_with_a_value  # a flag takes no value
 
 
 def test_objectives_has_a_header_and_lists_documented_names():
