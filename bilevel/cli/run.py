@@ -380,8 +380,9 @@ def resume(
     may differ from the one it started with."""
     confine(require_confinement)
     try:
-        parallel, finished = _run_state(run_dir)
-        if finished:  # nothing to continue: say so, and show what it found
+        parallel, finished, kind = _run_state(run_dir)
+        if finished and kind in (None, "sqlite" if checkpointer is None else "postgres"):
+            # nothing to continue: say so, and show it (a wrong --checkpointer is still refused)
             err.print(f"{run_dir} already finished: nothing to resume", markup=False)
             show(run_dir, json_out)
             return
@@ -413,13 +414,14 @@ def reachable(settings: Any) -> None:
              "or fix the URL (e.g. http://127.0.0.1:8000/v1)")  # fmt: skip
 
 
-def _run_state(run_dir: Path) -> tuple[int, bool]:
-    """(W, finished) of a recorded run."""
+def _run_state(run_dir: Path) -> tuple[int, bool, str | None]:
+    """(W, finished, checkpointer kind) of a recorded run."""
     from bilevel.store.ledger import open_ledger
 
     ledger = open_ledger(run_dir)
     try:
-        return parallel_of(ledger.get_meta("config") or {}), ledger.get_meta("finished") is True
+        config, finished = ledger.get_meta("config") or {}, ledger.get_meta("finished") is True
+        return parallel_of(config), finished, ledger.get_meta("checkpointer")
     finally:
         ledger.close()
 
