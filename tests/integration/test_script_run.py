@@ -78,11 +78,14 @@ def test_example_train_py_through_a_full_bilevel_run(tmp_path: Path):
 )
 def test_broken_scripts_are_recorded_and_the_run_goes_on(tmp_path, script, status, reason):
     run_dir = tmp_path / "run"
-    bilevel(
+    proc = bilevel(
         "run", "--objective", "script", "--command", f"python {script}", "--space", "space.toml",
         "--workdir", str(FIXTURES), "--eval-timeout", "1", "--iterations", "2", "--cycle", "1",
-        "--run-dir", str(run_dir),
+        "--run-dir", str(run_dir), check=False,
     )  # fmt: skip
+    # the run goes on to the end, then says loudly that nothing succeeded (exit 1)
+    assert proc.returncode == 1 and "error: no trial succeeded (3 of 3 failed" in proc.stderr
+    assert "Traceback" not in proc.stderr
     rows = trials(run_dir)
     assert len(rows) == 3 and {r["status"] for r in rows} == {status}
     assert all(reason in r["log_tail"] for r in rows)
@@ -121,7 +124,7 @@ def test_bad_script_input_exits_with_one_line(tmp_path: Path):
 
 def test_objectives_lists_script_and_draft_prints_a_space():
     listing = bilevel("objectives").stdout
-    assert "script\t(from --metric)\t(from --direction)\t(params from --space)" in listing
+    assert "script\t(from --metric)\t(from --direction)\t(from --space)" in listing
     draft = bilevel("space", "draft", str(EXAMPLES / "train.py")).stdout
     assert draft.startswith("# DRAFT")
     assert list(tomllib.loads(draft)["params"])[:2] == ["LR", "BATCH_SIZE"]
