@@ -10,16 +10,15 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from langchain_core.runnables import RunnableConfig
-from langgraph.graph import START, StateGraph
+from langgraph.graph import StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Command
 
 from bilevel.config import ARM_SPECS
 from bilevel.graphs.context import Context
-from bilevel.graphs.inner import build_inner_graph
-from bilevel.graphs.outer import assess, build_bilevel_graph
+from bilevel.graphs.outer import assess, build_bilevel_graph, build_loop
 from bilevel.graphs.setup import setup
-from bilevel.graphs.state import BilevelState, InputState, OutputState
+from bilevel.graphs.state import BilevelState, InputState
 
 INNER_ARMS = tuple(name for name, spec in ARM_SPECS.items() if not spec.outer)
 
@@ -46,19 +45,7 @@ async def assess_inner(
 
 
 def build_inner_only(context_schema: type | None = Context) -> StateGraph:
-    builder = StateGraph(
-        BilevelState,
-        input_schema=InputState,
-        output_schema=OutputState,
-        context_schema=context_schema,
-    )
-    builder.add_node("setup", setup_inner)
-    builder.add_node("run_inner", build_inner_graph(context_schema).compile())
-    builder.add_node("assess", assess_inner)
-    builder.add_edge(START, "setup")
-    builder.add_edge("setup", "run_inner")
-    builder.add_edge("run_inner", "assess")
-    return builder
+    return build_loop(setup_inner, assess_inner, context_schema)
 
 
 graph = build_bilevel_graph(context_schema=None).compile(name="bilevel")

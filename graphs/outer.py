@@ -236,25 +236,33 @@ async def reject(state: BilevelState, runtime: Runtime[Context]) -> dict[str, An
     }
 
 
-def build_bilevel_graph(context_schema: type | None = Context) -> StateGraph:
-    """context_schema: None for a server (`langgraph dev`), which passes no Context and builds
-    a JSON schema of it; a Context holds runtime objects (graphs/context.py)."""
+def build_loop(
+    setup_node: Any, assess_node: Any, context_schema: type | None = Context
+) -> StateGraph:
+    """The spine every run graph shares: setup -> run_inner -> assess (which routes on).
+    context_schema: None for a server (`langgraph dev`), which passes no Context and builds a
+    JSON schema of it; a Context holds runtime objects (graphs/context.py)."""
     builder = StateGraph(
         BilevelState,
         input_schema=InputState,
         output_schema=OutputState,
         context_schema=context_schema,
     )
-    builder.add_node("setup", setup)
+    builder.add_node("setup", setup_node)
     builder.add_node("run_inner", build_inner_graph(context_schema).compile())
-    builder.add_node("assess", assess)
+    builder.add_node("assess", assess_node)
+    builder.add_edge(START, "setup")
+    builder.add_edge("setup", "run_inner")
+    builder.add_edge("run_inner", "assess")
+    return builder
+
+
+def build_bilevel_graph(context_schema: type | None = Context) -> StateGraph:
+    builder = build_loop(setup, assess, context_schema)
     builder.add_node("meta_research", meta_research)
     builder.add_node("validate", validate)
     builder.add_node("probation", probation)
     builder.add_node("reject", reject)
-    builder.add_edge(START, "setup")
-    builder.add_edge("setup", "run_inner")
-    builder.add_edge("run_inner", "assess")
     builder.add_edge("probation", "run_inner")
     builder.add_edge("reject", "run_inner")
     return builder
