@@ -61,12 +61,12 @@ def summary_of(ledger: Ledger) -> dict[str, Any]:
         ],
         "llm": {
             "by_node": (usage := ledger.llm_usage()),
-            "all_failed": bool(usage) and all(u["calls"] == u["failed"] for u in usage.values()),
+            "all_failed": all_llm_failed(usage),
             "tokens": tokens,
             "cost_usd": cost,
         },
         "evaluation": evaluation_use(ledger, parallel_of(config)),
-        "problems": problems(ledger, trials),
+        "problems": problems(ledger, trials, usage),
         "noise": noise,
         "cycle_log": [
             {
@@ -84,27 +84,34 @@ def summary_of(ledger: Ledger) -> dict[str, Any]:
 TAIL_LINES = 3  # of a failed trial's log, in a problem line
 
 
-def problems(ledger: Ledger, trials: list[dict[str, Any]]) -> list[str]:
+def all_llm_failed(usage: dict[str, dict[str, Any]]) -> bool:
+    """usage (ledger.llm_usage()) holds calls, and none of them succeeded."""
+    return bool(usage) and all(u["calls"] == u["failed"] for u in usage.values())
+
+
+def problems(
+    ledger: Ledger, trials: list[dict[str, Any]], usage: dict[str, dict[str, Any]]
+) -> list[str]:
     """What makes a run's result unusable, one line each (the CLI prints them and exits 1):
-    no trial succeeded (with the log tail of the first failure), or every LLM call failed."""
+    no trial succeeded (with the log tail of the first failure), or every LLM call failed
+    (usage: ledger.llm_usage())."""
     out = []
     failed = [t for t in trials if t["status"] != "ok" or t["metric"] is None]
     if trials and len(failed) == len(trials):
-        first = ledger.query(
-            "SELECT trial, status, log_tail FROM trials WHERE trial = ?", (failed[0]["trial"],)
-        )[0]
+        first = failed[0]
         tail = " | ".join((first["log_tail"] or "").strip().splitlines()[-TAIL_LINES:])
         out.append(
             f"no trial succeeded ({len(failed)} of {len(trials)} failed; trial "
             f"{first['trial']}: {first['status']}" + (f"; its log ends: {tail})" if tail else ")")
         )
-    calls = ledger.query(
-        "SELECT COUNT(*) AS n, SUM(outcome != 'ok') AS failed, "
-        "MAX(CASE WHEN outcome != 'ok' THEN COALESCE(error, outcome) END) AS error FROM llm_calls"
-    )[0]
-    if calls["n"] and calls["failed"] == calls["n"]:
+    if all_llm_failed(usage):
+        (example,) = ledger.query(
+            "SELECT COALESCE(error, outcome) AS error FROM llm_calls WHERE outcome != 'ok' "
+            "ORDER BY rowid DESC LIMIT 1"
+        )
+        calls = sum(u["calls"] for u in usage.values())
         out.append(
-            f"every LLM call failed ({calls['n']} calls; e.g. {calls['error']}): the run used "
+            f"every LLM call failed ({calls} calls; e.g. {example['error']}): the run used "
             "the offline fallbacks instead"
         )
     return out
