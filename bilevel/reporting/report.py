@@ -21,7 +21,8 @@ def summary_of(ledger: Ledger) -> dict[str, Any]:
     from bilevel.objectives import make_objective
 
     config = ledger.get_meta("config") or {}
-    direction = make_objective(config["objective"], **config.get("objective_options", {})).direction
+    objective = make_objective(config["objective"], **config.get("objective_options", {}))
+    direction = objective.direction
     trials = ledger.trials()
     ok = [t["metric"] for t in trials if t["status"] == "ok" and t["metric"] is not None]
     best = (min(ok) if direction == "minimize" else max(ok)) if ok else None
@@ -40,6 +41,7 @@ def summary_of(ledger: Ledger) -> dict[str, Any]:
         "meta": config.get("meta"),
         "labels": ledger.get_meta("labels") or {},
         "direction": direction,
+        "optimum": getattr(objective, "optimum", None),  # where the objective knows it
         "trials": len(trials),
         "budget": 1 + config.get("iterations", 0) * parallel_of(config),
         "baseline_metric": baseline,

@@ -46,9 +46,11 @@ def test_the_adoption_rule_the_readme_states():
 
 
 def test_gap_closed_is_the_share_of_the_baseline_gap_to_the_known_optimum():
+    from bilevel.objectives import make_objective
     from bilevel.reporting.bench import gap_closed
 
+    optimum = make_objective("suite:branin").optimum  # what summary_of records
     run = {"objective": "suite:branin", "baseline_metric": 10.397887, "best_metric": 5.397887,
-           "improvement": 5.0}  # fmt: skip
+           "improvement": 5.0, "optimum": optimum}  # fmt: skip
     assert gap_closed(run) == pytest.approx(0.5)  # Branin's optimum is 0.397887
     assert gap_closed({**run, "best_metric": None}) is None
