@@ -79,10 +79,11 @@ class BatchPlan(BaseModel):
     def configs(self) -> list[RunConfig]:
         """One RunConfig per (objective, arm, seed), objective-major."""
         length = {k: v for k, v in (("iterations", self.iterations), ("cycle", self.cycle)) if v}
+        options = {o: self.options_of(o) for o in self.objectives}
         return [
             RunConfig(
                 objective=objective,
-                objective_options=self.objective_options.get(objective, {}),
+                objective_options=options[objective],
                 arm=arm,
                 seed=seed,
                 parallel=self.parallel,
@@ -93,6 +94,20 @@ class BatchPlan(BaseModel):
             for arm in self.arms
             for seed in self.seeds
         ]
+
+    def options_of(self, objective: str) -> dict[str, Any]:
+        """An objective's options; a script's (`script` or `script@label`, one per script)
+        checked against its files, with paths made absolute and the space stored inline."""
+        options = self.objective_options.get(objective, {})
+        if objective.partition("@")[0] != "script":
+            return options
+        from bilevel.objectives.script import cli_options
+        from bilevel.objectives.script_config import ScriptError
+
+        try:
+            return cli_options(options, {})
+        except ScriptError as exc:
+            raise ScriptError(f'[objective_options."{objective}"]: {exc}') from None
 
 
 def run_dir_for(out: Path, config: RunConfig) -> Path:

@@ -23,6 +23,7 @@ class RunProgress:
             disable=not enabled,
         )
         self.task: Any = None
+        self.warned: set[str] = set()  # each distinct trial warning is printed once
         self.done = 0
         self.run_dir: str | None = None
 
@@ -50,6 +51,11 @@ class RunProgress:
         elif kind == "trial" and self.task is not None:
             self.done += 1
             self.progress.update(self.task, completed=self.done)
+            for warning in event.get("warnings", []):
+                if warning not in self.warned:
+                    self.warned.add(warning)
+                    line = f"warning (trial {event['trial']}): {warning}"
+                    self.console.print(line, highlight=False, markup=False)
         elif kind == "iteration" and self.task is not None:
             best = event["incumbent"]
             shown = "-" if best is None else f"{best:.6f}"

@@ -23,6 +23,7 @@ from bilevel.graphs.outer import build_bilevel_graph
 from bilevel.library import open_library
 from bilevel.objectives import make_objective
 from bilevel.reporting.report import summary_of
+from bilevel.reporting.results import write_best
 from bilevel.sandbox.pool import SandboxPool
 from bilevel.store.ledger import LEDGER_FILE, Ledger, open_ledger
 from bilevel.store.rundir import RunDirLock, claim_run_dir
@@ -160,6 +161,8 @@ async def arun(
             recorded = (snapshot.values or {}).get("run_dir")
             if recorded and recorded != str(run_dir):  # moved or copied since it started
                 context.relocated[recorded] = str(run_dir)
+            if resume and ledger.get_meta("failed"):
+                ledger.set_meta("failed", None)  # a resume tries again
             if not (resume and snapshot.values):
                 step: Any = {**config.model_dump(), "run_dir": str(run_dir)}
             elif snapshot.interrupts:
@@ -178,7 +181,15 @@ async def arun(
                 )
         ledger.set_meta("finished", True)
         record_in_library(ledger, objective.metric)
-        return summary_of(ledger)
+        summary = summary_of(ledger)
+        write_best(run_dir, summary, config.objective_options)
+        return summary
+    except Exception as exc:  # not an interrupt: `bilevel list` shows the run as failed
+        try:
+            ledger.set_meta("failed", f"{type(exc).__name__}: {exc}"[:500])
+        except Exception:  # e.g. the disk is full: the original error is what the user needs
+            pass
+        raise
     finally:
         await context.aclose()
         if own_pool:

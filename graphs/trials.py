@@ -75,7 +75,13 @@ async def run_trial(
         }
     )
     context.report(
-        {"event": "trial", "trial": a["trial"], "metric": result.metric, "status": result.status}
+        {
+            "event": "trial",
+            "trial": a["trial"],
+            "metric": result.metric,
+            "status": result.status,
+            "warnings": result.extra.get("warnings", []),
+        }
     )
     return await ledger.trial(a["trial"])  # type: ignore[return-value]
 

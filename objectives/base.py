@@ -102,7 +102,10 @@ def user_factory(name: str) -> ObjectiveFactory | None:
 
 
 def resolve(name: str) -> ObjectiveFactory:
-    """The factory of an objective name: built-in, an entry point, or `package.module:factory`."""
+    """The factory of an objective name: built-in, an entry point, or `package.module:factory`.
+    A `@label` suffix names one use of it (`script@nanogpt`, `script@sklearn`: two scripts in
+    one batch plan, each with its own options) and does not change the factory."""
+    name = name.partition("@")[0]
     # Only the module that defines name: an evaluation subprocess for a synthetic objective must
     # not pay for importing torch (tinygpt).
     _load_builtin(name)

@@ -1,9 +1,15 @@
 """The `script` objective: the user's own training command, run once per trial.
 
-Each trial copies the user's project (minus .git, virtual environments, runs, caches) into its own
-scratch directory, passes the config in (rewritten top-level constants, environment variables, a
-JSON file or `--name=value` arguments), runs the command in its own process group and reads the
-metric from the output, Karpathy-style (`val_bpb: 0.9979`). The user's files are never written.
+Each trial copies the user's project (objectives/script_copy.py: minus .git, runs and caches;
+virtual environments and large files linked) into its own scratch directory, passes the config in,
+runs the command in its own process group and reads the metric from the output, Karpathy-style
+(`val_bpb: 0.9979`). The user's files are never written. How values are passed, per mode:
+
+    constants  top-level `NAME = value` rewritten in the train file, as Python (repr)
+    args       `--name=value` appended, as Python literals: True, None, 0.0006, 'text' raw
+               (what `ast.literal_eval`, e.g. nanoGPT's configurator, reads)
+    env        $NAME (env_prefix + NAME upper-cased): strings raw, the rest as JSON (true, null)
+    json       a JSON file at {config} in the command and in $BILEVEL_CONFIG
 """
 
 from __future__ import annotations
@@ -18,26 +24,26 @@ import shutil
 import signal
 import tempfile
 from dataclasses import dataclass, field
-from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
 from bilevel.objectives.base import Direction, EvalResult, UnknownObjective, register
+from bilevel.objectives.jail import check_jail, jail_argv, jailed_env
+from bilevel.objectives.script_checks import command_overrides, echo_mismatches, stale_metric
 from bilevel.objectives.script_config import (
     ScriptError,
+    arg_text,
     check_constants,
+    env_text,
     load_space,
     rewrite_constants,
     space_tables,
 )
+from bilevel.objectives.script_copy import LINK_OVER_MB, TrialCopy, copy_project
 from bilevel.objectives.script_run import Run, run_command
-from bilevel.objectives.space import SearchSpace, SpaceError
+from bilevel.objectives.space import SearchSpace, SpaceError, python_literal
 
 CONFIG_MODES = ("constants", "env", "json", "args")
-JUNK = frozenset(
-    ".git .hg .svn .venv venv runs __pycache__ node_modules .tox .mypy_cache .pytest_cache "
-    ".ruff_cache .ipynb_checkpoints".split()
-)
 # Never set from a parameter in env mode: they would break the command itself.
 RESERVED_ENV = frozenset(
     "PATH HOME PYTHONPATH PYTHONHOME LD_LIBRARY_PATH LD_PRELOAD TMPDIR PWD SHELL "
@@ -63,6 +69,8 @@ class ScriptObjective:
     seed_param: str | None = None
     exclude: list[str] = field(default_factory=list)
     link: list[str] = field(default_factory=list)
+    link_over_mb: float = LINK_OVER_MB
+    jail: bool = False  # run each trial under objectives/jail.py (bubblewrap)
     name: str = "script"
     inline: bool = True  # evaluate() already isolates the work in its own process group
 
@@ -81,6 +89,8 @@ class ScriptObjective:
         """Check what a run needs from the user's files now, not at the first trial."""
         if not self.workdir.is_dir():
             raise ScriptError(f"workdir {self.workdir} is not a directory")
+        if self.jail:
+            check_jail()
         exe = shlex.split(self.command)[0]
         found = (self.workdir / exe).exists() if "/" in exe else shutil.which(exe)
         if not found:
@@ -90,6 +100,11 @@ class ScriptObjective:
             if not path.is_file():
                 raise ScriptError(f"{path} does not exist (--train-file is relative to --workdir)")
             check_constants(path.read_text(encoding="utf-8"), self.passed_names(), str(path))
+            clash = command_overrides(
+                shlex.split(self.command), self.workdir, self.file or "", self.passed_names()
+            )
+            if clash:
+                raise ScriptError(clash)
 
     def passed_names(self) -> list[str]:
         return self.space.names + ([self.seed_param] if self.seed_param else [])
@@ -104,41 +119,70 @@ class ScriptObjective:
         root = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="bilevel-trial-"))
         try:
             try:
-                argv, env, cwd = await asyncio.to_thread(self.prepare, root, values, seed, budget)
+                argv, env, cwd, copy = await asyncio.to_thread(
+                    self.prepare, root, values, seed, budget
+                )
             except (ScriptError, OSError) as exc:
                 reason = f"[bilevel] crash: could not prepare the trial: {exc}"
                 return EvalResult(metric=None, status="crash", log_tail=reason)
-            return self.judge(await run_command(argv, cwd, env, self.timeout_s))
+            if self.jail:
+                linked = [*copy.linked, *copy.linked_dirs]
+                argv = jail_argv(argv, root, cwd, env, linked)
+                env = jailed_env(env, root)
+            result = self.judge(await run_command(argv, cwd, env, self.timeout_s), values)
+            return with_copy(result, copy)
         finally:
             await asyncio.to_thread(shutil.rmtree, root, True)
 
     def prepare(
         self, root: Path, values: dict[str, Any], seed: int, budget: float | None
-    ) -> tuple[list[str], dict[str, str], Path]:
+    ) -> tuple[list[str], dict[str, str], Path, TrialCopy]:
         """Copy the project into root/work and put the config where the script will read it."""
         work = root / "work"
-        copy_project(self.workdir, work, self.exclude, self.link, avoid=root)
-        passed = {**values, **({self.seed_param: seed} if self.seed_param else {})}
-        argv = shlex.split(self.command)
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "BILEVEL_SEED": str(seed)}
+        copy = copy_project(
+            self.workdir, work, self.exclude, self.link, avoid=root, link_over_mb=self.link_over_mb
+        )
+        passed = self.passed_values(values, seed)
+        argv, env = self.delivery(passed, work, root / "config.json")
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "BILEVEL_SEED": str(seed), **env}
         if budget is not None:
             env["BILEVEL_BUDGET"] = str(budget)
+        return argv, env, work, copy
+
+    def passed_values(self, values: dict[str, Any], seed: int | None) -> dict[str, Any]:
+        """What the script is given: the config (literal choices as their Python values' source)
+        and the seed where seed_param names one."""
+        passed = {
+            k: PyLiteral(v) if k in self.space.names and self.space[k].literal else v
+            for k, v in values.items()
+        }
+        if self.seed_param and seed is not None:
+            passed[self.seed_param] = seed
+        return passed
+
+    def delivery(
+        self, passed: dict[str, Any], work: Path, config_file: Path
+    ) -> tuple[list[str], dict[str, str]]:
+        """The command and environment that give the script passed; constants mode rewrites the
+        train file under work, json mode writes config_file (outside the copy: it cannot
+        clobber a user's file). `bilevel apply` prints the same for the best config."""
+        argv, env = shlex.split(self.command), {}
         if self.config_via == "constants":
             path = work / self.file  # type: ignore[operator]
             source = path.read_text(encoding="utf-8")
             path.write_text(rewrite_constants(source, passed, self.file or ""), encoding="utf-8")
         elif self.config_via == "env":
-            env.update({self.env_prefix + k.upper(): as_text(v) for k, v in passed.items()})
+            env = {self.env_prefix + k.upper(): env_text(v) for k, v in passed.items()}
         elif self.config_via == "json":
-            config_file = root / "config.json"  # outside the copy: cannot clobber a user's file
-            config_file.write_text(json.dumps(passed, indent=2), encoding="utf-8")
-            env["BILEVEL_CONFIG"] = str(config_file)
+            plain = {k: v.value() if isinstance(v, PyLiteral) else v for k, v in passed.items()}
+            config_file.write_text(json.dumps(plain, indent=2), encoding="utf-8")
+            env = {"BILEVEL_CONFIG": str(config_file)}
             argv = [arg.replace("{config}", str(config_file)) for arg in argv]
         else:
-            argv += [f"--{k}={as_text(v)}" for k, v in passed.items()]
-        return argv, env, work
+            argv += [f"--{k}={arg_text(v)}" for k, v in passed.items()]
+        return argv, env
 
-    def judge(self, run: Run) -> EvalResult:
+    def judge(self, run: Run, passed: dict[str, Any] | None = None) -> EvalResult:
         """Turn a finished process into a status, the metric, other summary numbers, a log tail."""
         text = run.output
         tail = text.splitlines()[-TAIL_LINES:]
@@ -172,15 +216,43 @@ class ScriptObjective:
             status, reason = "crash", missing
         if reason:
             tail.append(f"[bilevel] {status}: {reason}")
-        extra = summary_numbers(text, skip=self.metric)
+        warnings = echo_mismatches(text, passed or {})
+        if metric is not None and (stale := stale_metric(text, matches, self.metric)):
+            warnings.append(stale)
+        tail += [f"[bilevel] warning: {w}" for w in warnings]
+        extra: dict[str, Any] = summary_numbers(text, skip=self.metric)
+        if warnings:
+            extra["warnings"] = warnings
         return EvalResult(
             metric=metric, status=status, seconds=run.seconds, extra=extra, log_tail="\n".join(tail)
         )
 
 
-def as_text(value: Any) -> str:
-    """A value as an environment variable or argument: strings raw, the rest as JSON (true, 3)."""
-    return value if isinstance(value, str) else json.dumps(value)
+class PyLiteral(str):
+    """A literal choice's Python source (`None`, `(0.9, 0.95)`): its repr is the source itself,
+    so the constants rewrite writes the literal, not a string."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def value(self) -> Any:
+        return python_literal("choice", str(self))
+
+
+def with_copy(result: EvalResult, copy: TrialCopy) -> EvalResult:
+    """The trial's result with what its copy cost, and a warning if it wrote a linked original."""
+    extra = {**result.extra, "trial_copy": copy.numbers()}
+    tail = result.log_tail
+    written = copy.written_originals()
+    if written:
+        names = ", ".join(str(p) for p in written[:3])
+        warning = (
+            f"the trial wrote to {names}, linked from your project (not copied, as a large file): "
+            "pass --exclude or --link-over-mb to change what is linked"
+        )
+        extra["warnings"] = [*extra.get("warnings", []), warning]
+        tail += f"\n[bilevel] warning: {warning}"
+    return result.model_copy(update={"extra": extra, "log_tail": tail})
 
 
 def to_float(raw: str | None) -> float | None:
@@ -209,33 +281,6 @@ def summary_numbers(text: str, skip: str) -> dict[str, float]:
     return out
 
 
-def copy_project(src: Path, dst: Path, exclude: list[str], link: list[str], avoid: Path) -> None:
-    """Copy src to dst without junk, bilevel run directories or avoid; symlink `link` globs."""
-    links: list[tuple[Path, Path]] = []
-
-    def ignore(directory: str, names: list[str]) -> set[str]:
-        here = Path(directory)
-        skipped = set()
-        for name in names:
-            path = here / name
-            if any(fnmatch(name, pattern) for pattern in link):
-                links.append((path, dst / path.relative_to(src)))
-                skipped.add(name)
-            elif (
-                name in JUNK
-                or name.endswith(".pyc")
-                or any(fnmatch(name, pattern) for pattern in exclude)
-                or path == avoid
-                or (path / "ledger.sqlite").exists()  # a run directory, written to right now
-            ):
-                skipped.add(name)
-        return skipped
-
-    shutil.copytree(src, dst, symlinks=True, ignore=ignore)
-    for target, where in links:
-        where.symlink_to(target.resolve())
-
-
 @register("script")
 def make_script_objective(
     command: str | None = None,
@@ -249,8 +294,10 @@ def make_script_objective(
     timeout_s: float = 600.0,
     env_prefix: str = "",
     seed_param: str | None = None,
-    exclude: list[str] | None = None,
-    link: list[str] | None = None,
+    exclude: list[str] | str | None = None,
+    link: list[str] | str | None = None,
+    link_over_mb: float = LINK_OVER_MB,
+    jail: bool = False,
 ) -> ScriptObjective:
     """The user's command as an objective; checks the options, not yet the user's files.
 
@@ -298,11 +345,24 @@ def make_script_objective(
         timeout_s=float(timeout_s),
         env_prefix=env_prefix,
         seed_param=seed_param,
-        exclude=list(exclude or []),
-        link=list(link or []),
+        exclude=globs("exclude", exclude),
+        link=globs("link", link),
+        link_over_mb=float(link_over_mb),
+        jail=bool(jail),
     )
     _check_names(objective)
     return objective
+
+
+def globs(option: str, value: list[str] | str | None) -> list[str]:
+    """link / exclude as a list of globs: a TOML list, repeated flags, or one comma-separated
+    string (`-o link=.venv,data/*.bin`)."""
+    if value is None:
+        return []
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+        raise ScriptError(f"{option} must be a glob or a list of globs, got {value!r}")
+    return [i.strip() for i in items if i.strip()]
 
 
 def _train_file(file: str | None, argv: list[str], root: Path) -> str:
@@ -333,6 +393,9 @@ def cli_options(options: dict[str, Any], flags: dict[str, Any]) -> dict[str, Any
     was searched, and `bilevel show` / `resume` work from anywhere.
     """
     options = {**options, **{k: v for k, v in flags.items() if v is not None}}
+    for key in ("link", "exclude"):
+        if key in options:
+            options[key] = globs(key, options[key])
     if not options.get("command"):
         raise ScriptError('--objective script needs --command, e.g. --command "python train.py"')
     if options.get("space") is None:

@@ -15,14 +15,9 @@ Categorical parameters have `choices = [...]` instead of low/high.
 from __future__ import annotations
 
 import ast
-import io
 import json
-import math
-import operator
 import re
-import tokenize
 import tomllib
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +30,22 @@ class ScriptError(ValueError):
     """A misconfigured script objective; the message is one line that says what to fix."""
 
 
-PARAM_KEYS = ("type", "default", "low", "high", "choices", "step", "pow2", "description")
+PARAM_KEYS = (
+    "type", "default", "low", "high", "choices", "step", "scale", "literal", "pow2", "description"
+)  # fmt: skip
 KINDS = ("float", "logfloat", "int", "categorical")
+
+
+def arg_text(value: Any) -> str:
+    """A value as `--name=value` passes it (args mode): strings raw, the rest as Python
+    literals (True, None, 0.0006), which `ast.literal_eval` reads back as the same type."""
+    return value if isinstance(value, str) else repr(value)
+
+
+def env_text(value: Any) -> str:
+    """A value as an environment variable (env mode): strings raw, the rest as JSON (true, 3,
+    null), which `json.loads` reads back."""
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 # --- search space files ---------------------------------------------------------------------
@@ -172,124 +181,3 @@ def rewrite_constants(source: str, values: dict[str, Any], filename: str) -> str
     for begin, end, text in sorted(spans, reverse=True):  # back to front keeps offsets valid
         data = data[:begin] + text + data[end:]
     return data.decode("utf-8")
-
-
-# --- draft spaces ---------------------------------------------------------------------------
-
-_FOLD: dict[type, Callable[[Any, Any], Any]] = {
-    ast.Add: operator.add,
-    ast.Sub: operator.sub,
-    ast.Mult: operator.mul,
-    ast.Div: operator.truediv,
-    ast.FloorDiv: operator.floordiv,
-    ast.Pow: operator.pow,
-}
-DRAFT_ORDER = ("type", "low", "high", "choices", "default", "description")
-FRACTION_WORDS = ("FRAC", "RATIO", "DROPOUT", "BETA", "MOMENTUM", "PROB")
-
-
-def constant_value(node: ast.expr) -> Any:
-    """The value of a literal or constant arithmetic (e.g. `2**19`), else None."""
-    if isinstance(node, ast.Constant) and isinstance(node.value, int | float | str | bool):
-        return node.value
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
-        inner = constant_value(node.operand)
-        if isinstance(inner, int | float) and not isinstance(inner, bool):
-            return -inner if isinstance(node.op, ast.USub) else inner
-    if isinstance(node, ast.BinOp) and type(node.op) in _FOLD:
-        left, right = constant_value(node.left), constant_value(node.right)
-        numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (left, right))
-        if numbers and not (isinstance(node.op, ast.Pow) and abs(right) > 64):
-            try:
-                return _FOLD[type(node.op)](left, right)
-            except (ArithmeticError, ValueError):
-                return None
-    return None
-
-
-def draft_param(name: str, value: Any) -> dict[str, Any] | None:
-    """A starting range for one constant, or None when its value is not a knob we can range."""
-    if isinstance(value, bool):
-        return {"type": "categorical", "choices": [value, not value], "default": value}
-    if isinstance(value, str):
-        return {"type": "categorical", "choices": [value], "default": value}
-    if isinstance(value, int):
-        if value > 0:
-            return {"type": "int", "low": max(1, value // 4), "high": value * 4, "default": value}
-        return {"type": "int", "low": value * 4, "high": 0 if value < 0 else 4, "default": value}
-    if not isinstance(value, float) or not math.isfinite(value):
-        return None
-    if 0 <= value <= 1 and any(word in name for word in FRACTION_WORDS):
-        return {"type": "float", "low": 0.0, "high": 1.0, "default": value}
-    if value > 0:
-        return {
-            "type": "logfloat",
-            "low": _round(value / 10),
-            "high": _round(value * 10),
-            "default": value,
-        }
-    if value == 0:
-        return {"type": "float", "low": 0.0, "high": 1.0, "default": value}
-    return {"type": "float", "low": _round(value * 2), "high": 0.0, "default": value}
-
-
-def _round(x: float) -> float:
-    return float(f"{x:.3g}")  # 3 significant digits: 0.0003, not 0.00030000000000000003
-
-
-def _toml(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    if isinstance(value, str):
-        return json.dumps(value)  # a JSON string is a valid TOML basic string
-    return repr(value)
-
-
-def _comments(source: str) -> dict[int, str]:
-    out: dict[int, str] = {}
-    try:
-        for tok in tokenize.generate_tokens(io.StringIO(source).readline):
-            if tok.type == tokenize.COMMENT:
-                out[tok.start[0]] = tok.string.lstrip("#").strip()
-    except (tokenize.TokenError, SyntaxError):
-        pass
-    return out
-
-
-def draft_space(path: str | Path) -> str:
-    """A draft search-space TOML from the UPPER_CASE constants of a training script."""
-    path = Path(path)
-    if not path.is_file():
-        raise ScriptError(f"{path} does not exist")
-    source = path.read_text(encoding="utf-8")
-    tree = parse_module(source, str(path))
-    comments = _comments(source)
-    lines = [
-        f"# DRAFT search space inferred from {path.name} by `bilevel space draft`.",
-        "# The ranges are guesses (ints x/4..x*4, positive floats x/10..x*10): edit them, delete",
-        "# the constants that are not hyperparameters, and reorder (the researcher tries the first",
-        "# ones first) before passing this file to `bilevel run --space`.",
-    ]
-    seen = set()
-    for name, nodes in top_level_constants(tree).items():
-        if not re.fullmatch(r"[A-Z][A-Z0-9_]*", name) or name in seen:
-            continue
-        seen.add(name)
-        param = draft_param(name, constant_value(nodes[0]))
-        if param is None:
-            continue
-        note = comments.get(nodes[0].lineno) or comments.get(nodes[0].end_lineno or 0)
-        if note:
-            param["description"] = note
-        seed = name == "SEED" or name.endswith("_SEED")
-        prefix = "# " if seed else ""
-        lines.append("")
-        if seed:
-            lines.append("# a seed is not a hyperparameter: bilevel passes one in $BILEVEL_SEED")
-        lines.append(f"{prefix}[params.{name}]")
-        lines += [f"{prefix}{key} = {_toml(param[key])}" for key in DRAFT_ORDER if key in param]
-    if not seen:
-        raise ScriptError(f"{path}: no top-level UPPER_CASE constants (like `LR = 3e-3`) found")
-    return "\n".join(lines) + "\n"

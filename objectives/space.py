@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import math
 from typing import Any, Literal
 
@@ -26,23 +27,50 @@ class Param(BaseModel):
     high: float | None = None
     choices: list[Value] | None = None
     step: int | None = Field(None, ge=1, description="int: only low, low + step, ... are valid.")
-    pow2: bool = Field(False, description="int: only powers of two are valid (batch sizes).")
+    scale: Literal["linear", "log2"] = Field(
+        "linear",
+        description="int: log2 allows only default x 2^k (batch sizes, widths: the multiples "
+        "the default has are kept).",
+    )
+    literal: bool = Field(
+        False,
+        description="categorical: each choice is a Python literal's source (None, (0.9, 0.95)), "
+        "passed to the script as that literal.",
+    )
     description: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _pow2_is_log2(cls, data: Any) -> Any:
+        """`pow2 = true` (spaces written before `scale`) is the log2 grid of a power of two."""
+        if isinstance(data, dict) and "pow2" in data:
+            data = dict(data)
+            if data.pop("pow2"):
+                data["scale"] = "log2"
+        return data
 
     @model_validator(mode="after")
     def _check(self) -> Param:
         if self.kind == "categorical":
             if not self.choices or self.default not in self.choices:
                 raise ValueError(f"{self.name}: categorical needs choices containing the default")
+            if self.literal:
+                for choice in self.choices:
+                    python_literal(self.name, choice)
         else:
+            if self.literal:
+                raise ValueError(f"{self.name}: literal is for categorical parameters")
             if self.low is None or self.high is None or not self.low <= self.high:
                 raise ValueError(f"{self.name}: numeric parameter needs low <= high")
             if self.kind == "logfloat" and self.low <= 0:
                 raise ValueError(f"{self.name}: logfloat needs low > 0")
-            if (self.step or self.pow2) and self.kind != "int":
-                raise ValueError(f"{self.name}: step and pow2 are for int parameters")
-            if self.pow2 and self.low < 1:
-                raise ValueError(f"{self.name}: pow2 needs low >= 1")
+            if (self.step or self.scale != "linear") and self.kind != "int":
+                raise ValueError(f"{self.name}: step and scale are for int parameters")
+            if self.step and self.scale != "linear":
+                raise ValueError(f'{self.name}: use step or scale = "log2", not both')
+            if self.scale == "log2" and (self.low < 1 or not isinstance(self.default, int)
+                                         or self.default < 1):  # fmt: skip
+                raise ValueError(f"{self.name}: scale log2 needs low >= 1 and a default >= 1")
             self.check(self.default)
         return self
 
@@ -50,9 +78,11 @@ class Param(BaseModel):
         if self.kind == "categorical":
             return "one of " + ", ".join(repr(c) for c in self.choices or [])
         kind = "integer" if self.kind == "int" else "number"
-        grid = (
-            f" in steps of {self.step}" if self.step else " (a power of two)" if self.pow2 else ""
-        )
+        grid = ""
+        if self.step:
+            grid = f" in steps of {self.step}"
+        elif self.scale == "log2":
+            grid = f" of the form {self.default} x 2^k ({', '.join(map(str, self.grid()))})"
         return f"{kind} in [{self.low:g}, {self.high:g}]{grid}"
 
     def check(self, value: Any) -> Value:
@@ -68,15 +98,28 @@ class Param(BaseModel):
             raise SpaceError(f"{self.name}={value!r} is off its grid: expected {self.allowed()}")
         return number
 
+    def grid(self) -> list[int]:
+        """scale log2: the valid values, default x 2^k inside [low, high], ascending. Anchoring
+        at the default keeps every divisor it has (768 -> 384, 1536: still a multiple of 12)."""
+        base, low, high = int(self.default), int(self.low), int(self.high)  # type: ignore[arg-type]
+        while base % 2 == 0 and base // 2 >= low:
+            base //= 2
+        values = []
+        while base <= high:
+            if base >= low:
+                values.append(base)
+            base *= 2
+        return values
+
     def snap(self, number: int) -> int:
-        """The nearest valid int: on the step grid, or a power of two, inside the range."""
+        """The nearest valid int: on the step grid, or the log2 grid, inside the range."""
         low, high = int(self.low), int(self.high)  # type: ignore[arg-type]
         if self.step:
             top = low + (high - low) // self.step * self.step
             return min(top, max(low, low + round((number - low) / self.step) * self.step))
-        if self.pow2:
-            lo, hi = math.ceil(math.log2(low)), math.floor(math.log2(high))
-            return 2 ** min(hi, max(lo, round(math.log2(max(number, 1)))))
+        if self.scale == "log2":
+            target = math.log2(max(number, 0.5))
+            return min(self.grid(), key=lambda v: abs(math.log2(v) - target))
         return number
 
     def repair(self, value: Any) -> Value:
@@ -110,7 +153,9 @@ class Param(BaseModel):
             return [c for c in self.choices or [] if c != value]
         if self.kind == "int":
             d = self.step or 1
-            raw: list[float] = [value - d, value + d, value // 2, value * 2]
+            raw: list[float] = [value // 2, value * 2]
+            if self.scale == "linear":
+                raw = [value - d, value + d, *raw]
         elif value == 0:
             raw = [self.low + 0.1 * (self.high - self.low)]  # type: ignore[operator]
         else:
@@ -128,7 +173,7 @@ class Param(BaseModel):
             choices = self.choices or []
             return choices.index(value) / max(1, len(choices) - 1)
         low, high = float(self.low), float(self.high)  # type: ignore[arg-type]
-        if self.kind == "logfloat" or self.pow2:
+        if self.kind == "logfloat" or self.scale == "log2":
             low, high, value = math.log(low), math.log(high), math.log(value)
         return 0.0 if high == low else (value - low) / (high - low)
 
@@ -139,7 +184,7 @@ class Param(BaseModel):
             choices = self.choices or []
             return choices[round(u * (len(choices) - 1))]
         low, high = float(self.low), float(self.high)  # type: ignore[arg-type]
-        if self.kind == "logfloat" or self.pow2:
+        if self.kind == "logfloat" or self.scale == "log2":
             return self.repair(math.exp(math.log(low) + u * (math.log(high) - math.log(low))))
         return self.repair(low + u * (high - low))
 
@@ -151,8 +196,10 @@ class Param(BaseModel):
             data["low"], data["high"] = self.low, self.high
         if self.step:
             data["step"] = self.step
-        if self.pow2:
-            data["pow2"] = True
+        if self.scale != "linear":
+            data["scale"] = self.scale
+        if self.literal:
+            data["literal"] = True
         return data
 
 
@@ -214,8 +261,22 @@ class SearchSpace(BaseModel):
                     high=spec.get("high"),
                     choices=spec.get("choices"),
                     step=spec.get("step"),
-                    pow2=spec.get("pow2", False),
+                    scale=spec.get("scale", "log2" if spec.get("pow2") else "linear"),
+                    literal=spec.get("literal", False),
                 )
                 for name, spec in data.items()
             ]
         )
+
+
+def python_literal(name: str, source: Any) -> Any:
+    """The value of a literal choice's source text (`None`, `(0.9, 0.95)`), or raise naming it."""
+    try:
+        if not isinstance(source, str):
+            raise ValueError
+        return ast.literal_eval(source)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        raise ValueError(
+            f"{name}: with literal = true each choice is a Python literal as a string "
+            f'("None", "(0.9, 0.95)"), got {source!r}'
+        ) from None

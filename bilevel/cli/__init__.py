@@ -1,7 +1,8 @@
 """The `bilevel` command line: every command, registered on one Typer app.
 
-run, resume, show (cli/run.py) · batch, bench, bench-report (cli/scale.py) ·
-objectives, report, mechanism check, space draft (cli/tools.py) · mechanisms (cli/library.py)
+run, resume, show (cli/run.py) · best, apply, export, list (cli/results.py) ·
+batch, bench, bench-report (cli/scale.py) · objectives, report, mechanism check, space draft
+(cli/tools.py) · mechanisms (cli/library.py)
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 import typer
 
 from bilevel.cli.library import mechanisms_app
+from bilevel.cli.results import apply, best, export, list_runs
 from bilevel.cli.run import resume, run, show
 from bilevel.cli.scale import batch, bench, bench_report
 from bilevel.cli.tools import mechanism_app, objectives, report, space_app
@@ -26,6 +28,10 @@ app = typer.Typer(
 app.command()(run)
 app.command()(resume)
 app.command()(show)
+app.command()(best)
+app.command()(apply)
+app.command()(export)
+app.command("list")(list_runs)
 app.command()(batch)
 app.command()(bench)
 app.command("bench-report")(bench_report)

@@ -15,7 +15,7 @@ import typer
 from pydantic import ValidationError
 from rich.markup import escape
 
-from bilevel.cli.common import USER_ERRORS, err, fail, out, validate_source
+from bilevel.cli.common import USER_ERRORS, err, fail, validate_source
 from bilevel.cli.library import library_start
 from bilevel.cli.scale import (
     DevicesFlag,
@@ -25,7 +25,8 @@ from bilevel.cli.scale import (
     RayGpusFlag,
     build_executor,
 )
-from bilevel.config import ARM_SPECS, ARMS, RunConfig, first_error
+from bilevel.cli.summary import print_summary
+from bilevel.config import ARMS, RunConfig, first_error
 from bilevel.execution.executor import Executor
 from bilevel.objectives import UnknownObjective, resolve
 from bilevel.objectives.script import cli_options as script_cli_options
@@ -141,7 +142,19 @@ DERIVED_OPTIONS: dict[str, str] = {
     "learn_from_library": "meta_prior",
     "objective_opt": "objective_options",
     **dict.fromkeys(
-        ("command", "metric", "space", "config_via", "train_file", "direction", "workdir"),
+        (
+            "command",
+            "metric",
+            "metric_pattern",
+            "space",
+            "config_via",
+            "train_file",
+            "direction",
+            "workdir",
+            "link",
+            "exclude",
+            "jail",
+        ),  # fmt: skip
         "objective_options",
     ),
 }
@@ -280,6 +293,10 @@ def run(
         str | None, script_option('Your training command: "python train.py".')
     ] = None,
     metric: Annotated[str | None, script_option("Metric it prints (default val_bpb).")] = None,
+    metric_pattern: Annotated[
+        str | None,
+        script_option("Regex whose group is the value, if not `METRIC: value`: 'val loss (\\S+)'."),
+    ] = None,
     space: Annotated[Path | None, script_option("Search-space TOML file.")] = None,
     config_via: Annotated[
         str | None, script_option("constants (default) | env | json | args.")
@@ -289,6 +306,18 @@ def run(
     ] = None,
     direction: Annotated[str | None, script_option("minimize (default) | maximize.")] = None,
     workdir: Annotated[Path | None, script_option("Your project directory (default .).")] = None,
+    link: Annotated[
+        list[str] | None,
+        script_option("Glob to symlink, not copy, into each trial (repeatable): data/*.bin."),
+    ] = None,
+    exclude: Annotated[
+        list[str] | None, script_option("Glob left out of each trial's copy (repeatable).")
+    ] = None,
+    jail: Annotated[
+        bool,
+        script_option("Run each trial jailed: no network, read-only system, only its scratch "
+                      "directory writable (bubblewrap)."),
+    ] = False,
     require_confinement: RequireConfinementFlag = False,
 ) -> None:
     """Run a bilevel search (no LLM or API key needed: the prior researcher and library meta)."""
@@ -313,13 +342,17 @@ def run(
     script_flags = {
         "command": command,
         "metric": metric,
+        "metric_pattern": metric_pattern,
         "space": str(space) if space else None,
         "config_via": config_via,
         "file": train_file,
         "direction": direction,
         "workdir": str(workdir) if workdir else None,
+        "link": link or None,
+        "exclude": exclude or None,
+        "jail": jail or None,
     }
-    if objective == "script":
+    if objective.partition("@")[0] == "script":
         try:
             script_flags["timeout_s"] = eval_timeout  # the script objective kills on its own
             eval_timeout = None
@@ -502,41 +535,3 @@ def show(
         print(json.dumps(summary, indent=2))
     else:
         print_summary(summary)
-
-
-def print_summary(s: dict[str, Any]) -> None:
-    out.print(f"[bold]{s['run_dir']}[/bold]")
-    out.print(
-        f"objective {s['objective']}  arm {s['arm']}  seed {s['seed']}  "
-        f"trials {s['trials']}/{s['budget']}  cycles {s['cycles']}"
-    )
-    labels = s["labels"]
-    dead = " -- every LLM call failed" if s["llm"].get("all_failed") else ""
-    researcher = labels.get("researcher", s["researcher"])
-    out.print(f"researcher: {researcher}{dead if s['researcher'] == 'llm' else ''}")
-    if ARM_SPECS[s["arm"]].outer:
-        meta = labels.get("meta", s["meta"])
-        out.print(f"meta-researcher: {meta}{dead if s['meta'] == 'llm' else ''}")
-    out.print(
-        f"baseline {fmt(s['baseline_metric'])}  best {fmt(s['best_metric'])}  "
-        f"improvement {fmt(s['improvement'])}"
-    )
-    ev = s["evaluation"]
-    if ev["utilisation"] is not None and ev["busy_s"] >= 1.0:  # not for millisecond objectives
-        lost = f", {ev['workers_lost']} workers lost (retried)" if ev["workers_lost"] else ""
-        out.print(
-            f"evaluation: {ev['parallel']} parallel, utilisation {ev['utilisation']:.1%} "
-            f"({ev['busy_s']:.1f} busy evaluation-s over {ev['span_s']:.1f} s){lost}"
-        )
-    for node, u in s["llm"]["by_node"].items():
-        out.print(
-            f"  llm {node:<16} {u['calls']} calls ({u['failed']} failed)  "
-            f"tokens in {u['input_tokens']} out {u['output_tokens']}  ${u['cost']:.4f}"
-        )
-    for m in s["mechanisms"]:
-        calls = ", ".join(f"{h}={n}" for h, n in sorted(m["hook_calls"].items())) or "no hook calls"
-        out.print(f"  mechanism {m['id']:<22} {m['status']:<10} {calls}")
-
-
-def fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.6f}"

@@ -144,6 +144,10 @@ def run_plan(
         fail("--max-concurrency must be at least 1")
     try:
         fields: dict[str, Any] = BatchPlan.read_toml(file) if file else {}
+        if file:  # a script's workdir in a plan is relative to the plan file
+            for opts in (fields.get("objective_options") or {}).values():
+                if isinstance(opts, dict) and isinstance(opts.get("workdir"), str):
+                    opts["workdir"] = str((file.parent / opts["workdir"]).resolve())
         if flags.get("seeds"):
             flags["seeds"] = parse_seeds(flags["seeds"])
         fields.update({k: v for k, v in flags.items() if v is not None})

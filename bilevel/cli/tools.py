@@ -11,7 +11,7 @@ import typer
 from bilevel.cli.common import USER_ERRORS, fail, out, validate_source
 from bilevel.config import first_error
 from bilevel.objectives import UnknownObjective, registered
-from bilevel.objectives.script_config import draft_space
+from bilevel.objectives.script_draft import draft_space
 from bilevel.terminal import safe
 
 mechanism_app = typer.Typer(no_args_is_help=True, help="Work with mechanism source files.")
@@ -55,12 +55,22 @@ space_app = typer.Typer(no_args_is_help=True, help="Work with search-space files
 
 @space_app.command("draft")
 def space_draft(
-    file: Annotated[Path, typer.Argument(help="A training script with UPPER_CASE constants.")],
+    file: Annotated[Path, typer.Argument(help="A training script with top-level constants.")],
+    all_constants: Annotated[
+        bool,
+        typer.Option(help="Every module-level name, not only UPPER_CASE ones (nanoGPT's)."),
+    ] = False,
+    match: Annotated[
+        str | None, typer.Option(help="Only names that fully match this regex: 'lr|batch_.*'.")
+    ] = None,
+    metric: Annotated[
+        str, typer.Option(help="The metric the script prints: what feeds it is not reporting.")
+    ] = "val_bpb",
 ) -> None:
     """Print a draft search-space TOML inferred from a script's constants (edit, then --space)."""
 
     try:
-        print(draft_space(file), end="")
+        print(draft_space(file, all_constants=all_constants, match=match, metric=metric), end="")
     except USER_ERRORS as exc:
         fail(first_error(exc))
 

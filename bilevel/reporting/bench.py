@@ -20,6 +20,7 @@ from typing import Any
 from bilevel.config import ARMS
 from bilevel.reporting import plots
 from bilevel.reporting.report import mechanism_use, summary_of
+from bilevel.reporting.results import run_identity
 from bilevel.reporting.stats import bootstrap_ci, paired
 from bilevel.store.ledger import open_ledger
 
@@ -35,15 +36,9 @@ def run_row(run_dir: Path) -> dict[str, Any]:
     finally:
         ledger.close()
     return {
-        "run_dir": str(run_dir),
-        "objective": s["objective"],
-        "arm": s["arm"],
-        "seed": s["seed"],
-        "trials": s["trials"],
-        "budget": s["budget"],
+        **run_identity(run_dir, s),
         "finished": s["finished"],
         "baseline": s["baseline_metric"],
-        "best": s["best_metric"],
         "improvement": s["improvement"],
         "validated": validated["improvement"] if validated else None,  # on fresh seeds
         "gap_closed": gap_closed(s),

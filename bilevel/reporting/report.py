@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from bilevel.graphs.assessment import improvement
+from bilevel.reporting.results import best_of
 from bilevel.store.ledger import Ledger, open_ledger
 
 
@@ -24,8 +25,8 @@ def summary_of(ledger: Ledger) -> dict[str, Any]:
     objective = make_objective(config["objective"], **config.get("objective_options", {}))
     direction = objective.direction
     trials = ledger.trials()
-    ok = [t["metric"] for t in trials if t["status"] == "ok" and t["metric"] is not None]
-    best = (min(ok) if direction == "minimize" else max(ok)) if ok else None
+    best_trial = best_of(trials, config, direction)
+    best = best_trial["metric"] if best_trial else None
     noise = ledger.get_meta("noise")
     # with --noise-repeats the baseline is the mean of its repeated evaluations
     baseline = noise["mean"] if noise else trials[0]["metric"] if trials else None
@@ -41,14 +42,17 @@ def summary_of(ledger: Ledger) -> dict[str, Any]:
         "meta": config.get("meta"),
         "labels": ledger.get_meta("labels") or {},
         "direction": direction,
+        "metric_name": objective.metric,
         "optimum": getattr(objective, "optimum", None),  # where the objective knows it
         "trials": len(trials),
         "budget": 1 + config.get("iterations", 0) * parallel_of(config),
         "baseline_metric": baseline,
         "best_metric": best,
+        "best": best_trial,
         "improvement": improvement(baseline, best, direction) if best is not None else 0.0,
         "cycles": len(cycles),
         "finished": ledger.get_meta("finished") is True,
+        "failed": ledger.get_meta("failed"),
         "mechanisms": [
             {
                 "id": m["id"],
@@ -69,6 +73,8 @@ def summary_of(ledger: Ledger) -> dict[str, Any]:
         },
         "evaluation": evaluation_use(ledger, parallel_of(config)),
         "problems": problems(ledger, trials, usage),
+        "warnings": trial_warnings(trials),
+        "trial_copy": trial_copy(trials),
         "noise": noise,
         "cycle_log": [
             {
@@ -117,6 +123,34 @@ def problems(
             "the offline fallbacks instead"
         )
     return out
+
+
+def trial_warnings(trials: list[dict[str, Any]], most: int = 5) -> list[str]:
+    """The distinct warnings trials recorded (a config echo that disagrees, a stale metric, a
+    linked file written), each with how many trials gave it, the commonest first."""
+    counts: dict[str, list[int]] = {}
+    for t in trials:
+        for warning in (t.get("extra") or {}).get("warnings", []):
+            counts.setdefault(warning, []).append(t["trial"])
+    ranked = sorted(counts.items(), key=lambda kv: (-len(kv[1]), kv[1][0]))
+    return [
+        f"{w} (trial {ids[0]})" if len(ids) == 1 else f"{w} ({len(ids)} trials, first {ids[0]})"
+        for w, ids in ranked[:most]
+    ]
+
+
+def trial_copy(trials: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The mean per-trial project copy (script objectives): seconds, MB copied and linked."""
+    copies = [c for t in trials if (c := (t.get("extra") or {}).get("trial_copy"))]
+    if not copies:
+        return None
+    n = len(copies)
+    return {
+        "trials": n,
+        **{k: sum(c.get(k, 0) for c in copies) / n for k in ("seconds", "copied_mb", "linked_mb")},
+        "linked_files": max(c.get("linked_files", 0) for c in copies),
+        "linked_dirs": max(c.get("linked_dirs", 0) for c in copies),
+    }
 
 
 def failed_calls(ledger: Ledger, mech_id: str) -> int:
@@ -236,6 +270,7 @@ def write_report(run_dir: str | Path) -> list[Path]:
         f"| {_pct(s['evaluation']['utilisation'])} |",
         "",
     ]
+    lines += best_lines(s, trials)
     for title, path in figures:
         lines += [f"## {title}", "", f"![{title}]({path.name})", ""]
     if cycles:
@@ -272,6 +307,27 @@ def write_report(run_dir: str | Path) -> list[Path]:
     report = run_dir / "report.md"
     report.write_text("\n".join(lines) + "\n")
     return [report, *(path for _, path in figures)]
+
+
+def best_lines(s: dict[str, Any], trials: list[dict[str, Any]]) -> list[str]:
+    """report.md's best-config section: every parameter, its baseline value, what changed."""
+    best = s["best"]
+    if best is None:
+        return ["## best config", "", "no trial succeeded", ""]
+    baseline = trials[0]["config"] if trials else {}
+    lines = [
+        "## best config",
+        "",
+        f"trial {best['trial']} (cycle {best['cycle']}, {best['source']}, mechanism "
+        f"{best['mechanism']}, seed {best['seed']}): {s['metric_name']} {_num(best['metric'])}",
+        "",
+        "| parameter | best | baseline |",
+        "|---|---|---|",
+    ]
+    for name, value in best["config"].items():
+        mark = " **changed**" if name in best["changed"] else ""
+        lines.append(f"| {name} | {value!r}{mark} | {baseline.get(name)!r} |")
+    return [*lines, ""]
 
 
 def _num(value: float | None) -> str:

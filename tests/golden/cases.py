@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import tempfile
 from importlib import metadata
@@ -48,12 +49,17 @@ def cases() -> dict[str, dict[str, Any]]:
 
 # Arms that hand the search to a third-party sampler: their files hold that library's numerics,
 # which change between its releases (seen: optuna-gp and optuna-cmaes after a new numpy/scipy/
-# cmaes), so they are compared only under the versions they were recorded with.
+# cmaes), so they are compared only under the versions they were recorded with. They also change
+# between CPUs (seen: optuna-tpe, -gp and -cmaes on a machine without AVX-512, where numpy's
+# exp/log take other SIMD paths): a case whose numbers differ on a CPU has its own file under
+# by-cpu/<key of numpy's CPU features>/, used there instead of the default one.
 THIRD_PARTY = {
     "optuna-gp": ("optuna", "scipy", "torch", "numpy", "greenlet"),
     "optuna-cmaes": ("optuna", "cmaes", "numpy"),
+    "optuna-tpe": ("optuna", "numpy"),
 }
 VERSIONS_FILE = HERE / "versions.json"
+BY_CPU = HERE / "by-cpu"
 
 
 def versions(arm: str) -> dict[str, str | None]:
@@ -66,6 +72,20 @@ def versions(arm: str) -> dict[str, str | None]:
     return out
 
 
+def cpu_key() -> str:
+    """A short key of the SIMD features numpy dispatches on here (they decide its exp/log bits);
+    by-cpu/KEY/FEATURES names them."""
+    return hashlib.sha256(cpu_features().encode()).hexdigest()[:12]
+
+
+def cpu_features() -> str:
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__
+    except ImportError:
+        return "unknown"
+    return " ".join(sorted(name for name, on in __cpu_features__.items() if on))
+
+
 def recorded_versions(arm: str) -> dict[str, str | None] | None:
     if not VERSIONS_FILE.exists():
         return None
@@ -73,7 +93,9 @@ def recorded_versions(arm: str) -> dict[str, str | None] | None:
 
 
 def golden_path(name: str) -> Path:
-    return HERE / f"{name}.tsv"
+    """This CPU's own file for the case where there is one, else the default."""
+    own = BY_CPU / cpu_key() / f"{name}.tsv"
+    return own if own.exists() else HERE / f"{name}.tsv"
 
 
 async def results_of(name: str, run_dir: Path) -> str:
@@ -83,12 +105,17 @@ async def results_of(name: str, run_dir: Path) -> str:
     return (run_dir / "results.tsv").read_text()
 
 
-async def record(names: list[str]) -> None:
+async def record(names: list[str], for_this_cpu: bool = False) -> None:
+    """Record the cases' files (for_this_cpu: this CPU's own, where the numbers differ here)."""
     with tempfile.TemporaryDirectory(prefix="bilevel-golden-") as tmp:
         for name in names:
             text = await results_of(name, Path(tmp) / name)
-            golden_path(name).write_text(text)
-            print(f"{name}: {text.count(chr(10)) - 1} trials")
+            path = BY_CPU / cpu_key() / f"{name}.tsv" if for_this_cpu else HERE / f"{name}.tsv"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            print(f"{path.relative_to(HERE)}: {text.count(chr(10)) - 1} trials")
+    if for_this_cpu:
+        (BY_CPU / cpu_key() / "FEATURES").write_text(cpu_features() + "\n")
     recorded = json.loads(VERSIONS_FILE.read_text()) if VERSIONS_FILE.exists() else {}
     for arm in THIRD_PARTY:
         if any(cases()[n].get("arm") == arm for n in names):
@@ -99,8 +126,11 @@ async def record(names: list[str]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--record", nargs="*", metavar="NAME", required=True)
+    parser.add_argument(
+        "--for-this-cpu", action="store_true", help="Write this CPU's own files (by-cpu/KEY/)."
+    )
     args = parser.parse_args()
-    asyncio.run(record(args.record or list(cases())))
+    asyncio.run(record(args.record or list(cases()), args.for_this_cpu))
 
 
 if __name__ == "__main__":
