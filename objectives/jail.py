@@ -1,6 +1,8 @@
-"""A jail for a script trial: bubblewrap around the command, so code a model wrote (or any trial,
-with --jail) runs with no network, a read-only view of the system, and write access only to its
-own scratch directory.
+"""A jail for a script trial, so code a model wrote (or any trial, with --jail) runs with no
+network, a read-only view of the system, and write access only to its own scratch directory.
+bubblewrap builds it where it is installed; else Linux namespaces through util-linux's
+`unshare` and objectives/jail_ns.py build the same view ($BILEVEL_JAIL=bwrap|namespaces picks
+one). Neither available: the run is refused before it starts.
 
 What the jailed command sees:
   - `/` read-only; its scratch directory (the trial's copy of the project) read-write;
@@ -21,41 +23,57 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from functools import cache
 from pathlib import Path
 
 SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH", re.IGNORECASE)
-INSTALL_HINT = "install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap), or pass --no-jail"
+INSTALL_HINT = (
+    "install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap) or util-linux's unshare with "
+    "unprivileged user namespaces allowed (sysctl kernel.unprivileged_userns_clone=1)"
+)
 
 
 class JailUnavailable(ValueError):
     """No way to jail a trial on this machine; the message says what to install."""
 
 
+BACKENDS = ("bwrap", "namespaces")
+UNSHARE = ["--user", "--map-root-user", "--mount", "--net", "--pid", "--fork", "--kill-child"]
+JAIL_NS = str(Path(__file__).with_name("jail_ns.py"))
+
+
 @cache
-def bwrap() -> str:
-    """The bubblewrap binary, checked to work here (a kernel may forbid its namespaces)."""
-    path = shutil.which("bwrap")
-    if path is None:
-        raise JailUnavailable(f"a jailed trial needs bubblewrap, not found on PATH: {INSTALL_HINT}")
-    probe = subprocess.run(
-        [path, "--ro-bind", "/", "/", "--unshare-all", "--die-with-parent", "true"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+def backend() -> str:
+    """The jail this machine can build, checked by building one: bwrap, else namespaces."""
+    wanted = os.environ.get("BILEVEL_JAIL", "")
+    if wanted and wanted not in BACKENDS:
+        raise JailUnavailable(f"$BILEVEL_JAIL must be bwrap or namespaces, got {wanted!r}")
+    reasons = []
+    for name in [wanted] if wanted else BACKENDS:
+        reason = _probe(name)
+        if not reason:
+            return name
+        reasons.append(f"{name}: {reason}")
+    raise JailUnavailable(f"no jail for trials here ({'; '.join(reasons)}): {INSTALL_HINT}")
+
+
+def _probe(name: str) -> str:
+    """Why the backend cannot jail here ("" when it can): a real jailed `true`."""
+    tool = shutil.which("bwrap" if name == "bwrap" else "unshare")
+    if tool is None:
+        return "not installed"
+    with tempfile.TemporaryDirectory(prefix="bilevel-jail-probe-") as tmp:
+        argv = _wrap(name, tool, ["true"], Path(tmp), Path(tmp), [])
+        probe = subprocess.run(argv, capture_output=True, text=True, timeout=30)
     if probe.returncode != 0:
-        reason = probe.stderr.strip().splitlines()[-1:] or ["no reason given"]
-        raise JailUnavailable(
-            f"bubblewrap cannot create namespaces here ({reason[0]}): allow unprivileged user "
-            "namespaces (sysctl kernel.unprivileged_userns_clone=1), or pass --no-jail"
-        )
-    return path
+        return (probe.stderr.strip().splitlines() or ["it failed"])[-1]
+    return ""
 
 
 def check_jail() -> None:
     """Raise JailUnavailable now, before a run starts, when trials could not be jailed."""
-    bwrap()
+    backend()
 
 
 def jailed_env(env: dict[str, str], scratch: Path) -> dict[str, str]:
@@ -87,19 +105,25 @@ def visible_again(env: dict[str, str], extra: list[Path]) -> list[Path]:
 
 def jail_argv(argv: list[str], scratch: Path, cwd: Path, env: dict[str, str],
               linked: list[Path]) -> list[str]:  # fmt: skip
-    """argv wrapped in bubblewrap: see the module docstring for what the command then sees."""
-    home = Path(os.path.expanduser("~")).resolve()
+    """argv wrapped in the jail: see the module docstring for what the command then sees."""
     scratch = scratch.resolve()
     (scratch / ".home").mkdir(exist_ok=True)
-    wrapped = [
-        bwrap(),
-        "--ro-bind", "/", "/",
-        "--dev", "/dev",
-        "--proc", "/proc",
-        "--tmpfs", "/tmp",
-        "--tmpfs", str(home),
-    ]  # fmt: skip
-    for path in visible_again(env, linked):
+    name = backend()
+    tool = shutil.which("bwrap" if name == "bwrap" else "unshare") or name
+    return _wrap(name, tool, argv, scratch, cwd, visible_again(env, linked))
+
+
+def _wrap(name: str, tool: str, argv: list[str], scratch: Path, cwd: Path,
+          visible: list[Path]) -> list[str]:  # fmt: skip
+    home = str(Path(os.path.expanduser("~")).resolve())
+    if name == "namespaces":
+        shown = [str(p) for p in visible]
+        return [tool, *UNSHARE, sys.executable, "-I", "-S", JAIL_NS, str(scratch), str(cwd), home,
+                *shown, "--", *argv]  # fmt: skip
+    wrapped = [tool, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+    if home != "/":
+        wrapped += ["--tmpfs", home]
+    for path in visible:
         wrapped += ["--ro-bind", str(path), str(path)]
     wrapped += [
         "--bind", str(scratch), str(scratch),

@@ -313,13 +313,13 @@ def test_apply_prints_a_command_that_reproduces_the_best_trial(tmp_path: Path, m
     assert float(printed.split()[1]) == best["metric"]
 
 
-def test_a_jailed_trial_cannot_get_out_and_the_run_goes_on(tmp_path: Path, monkeypatch):
-    from bilevel.objectives.jail import JailUnavailable, check_jail
+@pytest.mark.parametrize("backend", ["bwrap", "namespaces"])
+def test_a_jailed_trial_cannot_get_out_and_the_run_goes_on(tmp_path: Path, monkeypatch, backend):
+    from bilevel.objectives.jail import _probe
 
-    try:
-        check_jail()
-    except JailUnavailable as exc:
-        pytest.skip(f"no jail on this machine (.ci/run installs bubblewrap): {exc}")
+    if reason := _probe(backend):
+        pytest.skip(f"no {backend} jail on this machine (.ci/run installs bubblewrap): {reason}")
+    monkeypatch.setenv("BILEVEL_JAIL", backend)
     import socket
     import uuid
 
@@ -379,7 +379,7 @@ def test_jail_without_bubblewrap_is_refused_before_the_run(tmp_path: Path, monke
     proc = bilevel("run", "--objective", "script", "--command", "python train.py", "--jail",
                    "--workdir", str(proj), "--space", "space.toml", check=False)  # fmt: skip
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert "needs bubblewrap" in proc.stderr and "apt-get install bubblewrap" in proc.stderr
+    assert "no jail for trials here" in proc.stderr and "apt-get install bubblewrap" in proc.stderr
     assert not any(tmp_path.glob("runs"))
 
 
