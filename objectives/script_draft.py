@@ -167,9 +167,28 @@ def why_left_out(name: str, tree: ast.Module, metric: str) -> str:
     for vocabulary, reason in LEFT_OUT:
         if words(name) & vocabulary:
             return reason
+    if assigned_again(tree, name):
+        return "assigned again later in the script (state such as a step counter), not a setting"
     if reporting_only(tree, name, metric):
         return "only reaches printed or logged values: it does not change the training"
     return ""
+
+
+def assigned_again(tree: ast.Module, name: str) -> bool:
+    """name is bound again inside a module-level loop (`iter_num += 1`, `best_val_loss = loss`
+    in the training loop): module state, not a setting. Functions and classes are not looked
+    into; a one-off adjustment under an `if` (`steps //= world_size`) keeps it a setting."""
+    todo: list[tuple[ast.AST, bool]] = [(node, False) for node in tree.body]
+    while todo:
+        node, in_loop = todo.pop()
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda):
+            continue
+        stored = isinstance(node, ast.Name) and node.id == name and isinstance(node.ctx, ast.Store)
+        if stored and in_loop:
+            return True
+        looping = in_loop or isinstance(node, ast.For | ast.While | ast.AsyncFor)
+        todo.extend((child, looping) for child in ast.iter_child_nodes(node))
+    return False
 
 
 def reporting_only(tree: ast.Module, name: str, metric: str) -> bool:

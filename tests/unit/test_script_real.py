@@ -112,6 +112,11 @@ NANO_STYLE = """\
                  betas, n_folds, max_bins)
     tput = 6 * n_embd / norm_const
     print(f"step 1: mfu {tput:.2f}")
+    iter_num = 0
+    if n_embd > 1:
+        gradient_accumulation_steps //= 2  # a one-off adjustment: still a setting
+    while iter_num < 3:
+        iter_num += 1  # loop state: not a setting
     """
 
 
@@ -141,6 +146,7 @@ def test_draft_reads_lowercase_constants_and_says_what_it_left_out(tmp_path):
         "init_from": "add alternatives",
         "betas": "add alternatives",
         "out_dir": "reporting",
+        "iter_num": "assigned again later",
     }
     for name, reason in left_out.items():
         table = draft.index(f"# [params.{name}]")
