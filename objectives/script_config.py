@@ -42,6 +42,17 @@ def arg_text(value: Any) -> str:
     return value if isinstance(value, str) else repr(value)
 
 
+def toml_value(value: Any) -> str:
+    """A value as TOML writes it (`space draft`, `bilevel best --format toml`)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string is a valid TOML basic string
+    return repr(value)
+
+
 def env_text(value: Any) -> str:
     """A value as an environment variable (env mode): strings raw, the rest as JSON (true, 3,
     null), which `json.loads` reads back."""

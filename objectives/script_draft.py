@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ast
 import io
-import json
 import math
 import operator
 import re
@@ -18,7 +17,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bilevel.objectives.script_config import ScriptError, parse_module, top_level_constants
+from bilevel.objectives.script_config import (
+    ScriptError,
+    parse_module,
+    toml_value,
+    top_level_constants,
+)
 
 _FOLD: dict[type, Callable[[Any, Any], Any]] = {
     ast.Add: operator.add,
@@ -246,16 +250,6 @@ def _round(x: float) -> float:
     return float(f"{x:.3g}")  # 3 significant digits: 0.0003, not 0.00030000000000000003
 
 
-def _toml(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    if isinstance(value, str):
-        return json.dumps(value)  # a JSON string is a valid TOML basic string
-    return repr(value)
-
-
 def _comments(source: str) -> dict[int, str]:
     out: dict[int, str] = {}
     try:
@@ -332,7 +326,7 @@ def draft_space(
                 lines.append(f"# {text}")
         lines.append(f"{prefix}[params.{name}]")
         keys = [*DRAFT_ORDER, "description"]
-        lines += [f"{prefix}{key} = {_toml(table[key])}" for key in keys if key in table]
+        lines += [f"{prefix}{key} = {toml_value(table[key])}" for key in keys if key in table]
     if skipped:
         lines += ["", f"# not drafted (not a literal number, string, bool, tuple or None): "
                       f"{', '.join(skipped)}"]  # fmt: skip

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bilevel.execution.evaluator import eval_seed
-from bilevel.objectives.script_config import arg_text, env_text
+from bilevel.objectives.script_config import arg_text, env_text, toml_value
 from bilevel.store.ledger import LEDGER_FILE, Ledger
 from bilevel.store.rundir import LOCK_FILE
 
@@ -90,14 +90,6 @@ def config_as(config: dict[str, Any], fmt: str, env_prefix: str = "") -> str:
     if fmt == "args":
         return " ".join(shlex.quote(f"--{k}={arg_text(v)}") for k, v in config.items()) + "\n"
     raise ValueError(f"unknown format {fmt!r}: choose json, toml, env or args")
-
-
-def toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return json.dumps(value)
-    return repr(value)
 
 
 # --- export -------------------------------------------------------------------------------
