@@ -70,7 +70,7 @@ class ScriptObjective:
     exclude: list[str] = field(default_factory=list)
     link: list[str] = field(default_factory=list)
     link_over_mb: float = LINK_OVER_MB
-    jail: bool = False  # run each trial under objectives/jail.py (bubblewrap)
+    jail: bool = False  # run each trial in objectives/jail.py's jail (bubblewrap or namespaces)
     name: str = "script"
     inline: bool = True  # evaluate() already isolates the work in its own process group
 
@@ -248,7 +248,7 @@ def with_copy(result: EvalResult, copy: TrialCopy) -> EvalResult:
         names = ", ".join(str(p) for p in written[:3])
         warning = (
             f"the trial wrote to {names}, linked from your project (not copied, as a large file): "
-            "pass --exclude or --link-over-mb to change what is linked"
+            "pass --exclude, or --objective-opt link_over_mb=N, to change what is linked"
         )
         extra["warnings"] = [*extra.get("warnings", []), warning]
         tail += f"\n[bilevel] warning: {warning}"

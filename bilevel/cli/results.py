@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -16,18 +17,18 @@ from bilevel.config import first_error
 from bilevel.reporting.results import best_record, config_as, find_runs, list_row, trial_rows
 
 APPLIED_MARK = "# written by `bilevel apply`"
+ENCODING_LINE = re.compile(r"^[ \t\f]*#.*?coding[:=]")  # PEP 263
 
 
 def best_of_run(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """The run's best record (as in best.json) and its stored config; fails on no success."""
-    from bilevel.reporting.report import summarize
+    from bilevel.reporting.report import summary_of
     from bilevel.store.ledger import open_ledger
 
     try:
-        summary = summarize(run_dir.resolve())
-        ledger = open_ledger(run_dir)
+        ledger = open_ledger(run_dir.resolve())
         try:
-            config = ledger.get_meta("config") or {}
+            summary, config = summary_of(ledger), ledger.get_meta("config") or {}
         finally:
             ledger.close()
     except USER_ERRORS as exc:
@@ -142,8 +143,10 @@ def write_constants(obj: Any, passed: dict[str, Any], record: dict[str, Any], to
     except USER_ERRORS as exc:
         fail(first_error(exc))
     lines = text.splitlines(keepends=True)
-    keep = 0  # a shebang and an encoding line must stay first
-    while keep < min(2, len(lines)) and (lines[keep].startswith("#!") or "coding" in lines[keep]):
+    keep = 0  # a shebang and an encoding declaration (PEP 263) must stay first
+    while keep < min(2, len(lines)) and (
+        lines[keep].startswith("#!") or ENCODING_LINE.match(lines[keep])
+    ):
         keep += 1
     mark = (
         f"{APPLIED_MARK} from {record['run_dir']} (trial {record['trial']}, "

@@ -411,3 +411,22 @@ def test_apply_git_commits_each_kept_change_and_the_tip_reproduces_the_best(tmp_
     assert f"val_bpb:          {best['metric']:.6f}" in printed
     again = bilevel("apply", str(run_dir), "--git", "bilevel/best", check=False)
     assert again.returncode == 2 and "already exists" in again.stderr
+
+
+def test_apply_keeps_an_encoding_line_first_and_a_docstring_whole(tmp_path: Path):
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    (proj / "space.toml").write_text(
+        '[params.LR]\ntype = "logfloat"\nlow = 0.001\nhigh = 0.1\ndefault = 0.01\n'
+    )
+    for head in ("# -*- coding: utf-8 -*-\n", '"""A decoding model.\n\nIt trains.\n"""\n'):
+        (proj / "train.py").write_text(head + "LR = 0.01\nprint(f'val_bpb: {LR}')\n")
+        run_dir = tmp_path / f"run{len(head)}"
+        bilevel("run", "--objective", "script", "--command", "python train.py", "--workdir",
+                str(proj), "--space", "space.toml", "--iterations", "2", "--cycle", "2",
+                "--run-dir", str(run_dir))  # fmt: skip
+        bilevel("apply", str(run_dir))
+        lines = (proj / "train_best.py").read_text().splitlines()
+        marked = 1 if head.startswith("#") else 0  # after the encoding line, never in a docstring
+        assert lines[marked].startswith("# written by `bilevel apply`")
+        assert "\n".join(lines[:marked] + lines[marked + 1 :]).startswith(head.rstrip("\n"))
