@@ -14,6 +14,7 @@ import operator
 import re
 import tokenize
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -162,7 +163,39 @@ def draft_param(name: str, value: Any) -> tuple[dict[str, Any], str]:
     return {"type": "float", "low": _round(value * 2), "high": 0.0, "default": value}, ""
 
 
-def why_left_out(name: str, tree: ast.Module, metric: str) -> str:
+@dataclass
+class Reads:
+    """What the draft asks of a module, indexed once: each node's parent, every read of each
+    name, and the names bound again inside a module-level loop (functions and classes are not
+    looked into)."""
+
+    parents: dict[ast.AST, ast.AST]
+    loads: dict[str, list[ast.Name]]
+    looped: set[str]
+
+    @classmethod
+    def of(cls, tree: ast.Module) -> Reads:
+        parents: dict[ast.AST, ast.AST] = {}
+        loads: dict[str, list[ast.Name]] = {}
+        for node in ast.walk(tree):
+            for child in ast.iter_child_nodes(node):
+                parents[child] = node
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+                loads.setdefault(node.id, []).append(node)
+        looped: set[str] = set()
+        todo: list[tuple[ast.AST, bool]] = [(node, False) for node in tree.body]
+        while todo:
+            node, in_loop = todo.pop()
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda):
+                continue
+            if in_loop and isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                looped.add(node.id)
+            looping = in_loop or isinstance(node, ast.For | ast.While | ast.AsyncFor)
+            todo.extend((child, looping) for child in ast.iter_child_nodes(node))
+        return cls(parents, loads, looped)
+
+
+def why_left_out(name: str, reads: Reads, metric: str) -> str:
     """Why a constant is not a knob of the model, or "" when it looks like one."""
     if name.upper() == "SEED" or name.upper().endswith("_SEED"):
         return "a seed is not a hyperparameter: bilevel passes one in $BILEVEL_SEED"
@@ -171,45 +204,26 @@ def why_left_out(name: str, tree: ast.Module, metric: str) -> str:
     for vocabulary, reason in LEFT_OUT:
         if words(name) & vocabulary:
             return reason
-    if assigned_again(tree, name):
+    # Bound again inside a module-level loop (`iter_num += 1`, `best_val_loss = loss`): module
+    # state. A one-off adjustment under an `if` (`steps //= world_size`) keeps it a setting.
+    if name in reads.looped:
         return "assigned again later in the script (state such as a step counter), not a setting"
-    if reporting_only(tree, name, metric):
+    if reporting_only(reads, name, metric):
         return "only reaches printed or logged values: it does not change the training"
     return ""
 
 
-def assigned_again(tree: ast.Module, name: str) -> bool:
-    """name is bound again inside a module-level loop (`iter_num += 1`, `best_val_loss = loss`
-    in the training loop): module state, not a setting. Functions and classes are not looked
-    into; a one-off adjustment under an `if` (`steps //= world_size`) keeps it a setting."""
-    todo: list[tuple[ast.AST, bool]] = [(node, False) for node in tree.body]
-    while todo:
-        node, in_loop = todo.pop()
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda):
-            continue
-        stored = isinstance(node, ast.Name) and node.id == name and isinstance(node.ctx, ast.Store)
-        if stored and in_loop:
-            return True
-        looping = in_loop or isinstance(node, ast.For | ast.While | ast.AsyncFor)
-        todo.extend((child, looping) for child in ast.iter_child_nodes(node))
-    return False
-
-
-def reporting_only(tree: ast.Module, name: str, metric: str) -> bool:
+def reporting_only(reads: Reads, name: str, metric: str) -> bool:
     """Every read of name flows (through at most a few assignments) only into print/log calls,
     and not into the metric (a variable named like it is what the script reports on purpose)."""
-    parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
 
     def only_reported(target: str, seen: frozenset[str]) -> bool:
-        uses = [
-            n for n in ast.walk(tree)
-            if isinstance(n, ast.Name) and n.id == target and isinstance(n.ctx, ast.Load)
-        ]  # fmt: skip
+        uses = reads.loads.get(target, [])
         return bool(uses) and all(reported(use, seen | {target}) for use in uses)
 
     def reported(node: ast.AST, seen: frozenset[str]) -> bool:
         label = ""  # the text printed just before the value: "val loss " says it is a result
-        while (parent := parents.get(node)) is not None:
+        while (parent := reads.parents.get(node)) is not None:
             if isinstance(parent, ast.JoinedStr | ast.Call):
                 label = label or _label_before(parent, node)
             if isinstance(parent, ast.Call) and _call_name(parent.func) in REPORT_CALLS:
@@ -288,6 +302,7 @@ def draft_space(
     tree = parse_module(source, str(path))
     comments = _comments(source)
     constants = top_level_constants(tree)
+    reads = Reads.of(tree)
 
     def wanted(name: str) -> bool:
         if pattern is not None:
@@ -314,7 +329,7 @@ def draft_space(
         except ValueError:
             skipped.append(name)
             continue
-        reason = why_left_out(name, tree, metric)
+        reason = why_left_out(name, reads, metric)
         described = comments.get(nodes[0].lineno) or comments.get(nodes[0].end_lineno or 0)
         if described:
             table["description"] = described
