@@ -66,7 +66,7 @@ def nano(tmp_path: Path) -> Path:
 def by_hand(command: str, cwd: Path) -> str:
     """Run a printed `cd DIR && VAR=x cmd ...` line the way a user pastes it into a shell."""
     out = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=120,
-                         cwd=cwd, env={**os.environ, "PATH": os.environ["PATH"]})  # fmt: skip
+                         cwd=cwd)  # fmt: skip
     assert out.returncode == 0, out.stderr
     return out.stdout
 
