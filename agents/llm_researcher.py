@@ -53,8 +53,9 @@ def describe_history(history: list[dict[str, Any]], window: int) -> str:
     for t in history[-window:]:
         metric = "-" if t["metric"] is None else f"{t['metric']:.6g}"
         verdict = "kept" if t["accepted"] else "discarded"
+        patch = f" + patch {t['patch']['summary']}" if t.get("patch") else ""
         rows.append(
-            f"- trial {t['trial']}: {json.dumps(t['changes'])} -> {metric} "
+            f"- trial {t['trial']}: {json.dumps(t['changes'])}{patch} -> {metric} "
             f"({t['status']}, {verdict})"
         )
     return "\n".join(rows) or "(none yet)"

@@ -23,6 +23,40 @@ Propose a configuration that has not been tried. Reply with JSON only, in this f
 values here are only an example):
 {example}"""
 
+CODE_SYSTEM = """You are an ML researcher improving a training script. Each turn you propose \
+ONE experiment: change up to 3 parameters, edit the source, or both. Reply with JSON only."""
+
+PATCH_FORMAT = """A patch is one or more search/replace edits, each: the file's path on its \
+own line, then <<<<<<< SEARCH, the exact lines now in the file (indentation included, unique in \
+the file), =======, the new lines, >>>>>>> REPLACE. Files you may edit: {allowed}."""
+
+CODE_EDIT = """You may also edit the source, as a researcher editing train.py would: the \
+architecture, the optimizer, the training loop, anything. The files you may edit, as they are now:
+
+{files}
+
+{patch_format} The script must still print its metric. Give "changes" (parameters), "patch" \
+(edits), or both; "patch" is "" for none.
+Reply with JSON only, in this form (the values here are only an example):
+{example}"""
+
+CODE_FIX = """Trial {trial} ran your patch and crashed. Its patch:
+```diff
+{diff}
+```
+The last lines of its output:
+```
+{tail}
+```
+Fix it: reply with a patch to the crashed source below that makes it run (keep the idea, \
+repair the bug). The files as the crashed trial ran them:
+
+{files}
+
+{patch_format}
+Reply with JSON only, in this form (the values here are only an example):
+{example}"""
+
 REPAIR = """Your reply could not be used: {error}
 Reply again with JSON only, in exactly the format asked for."""
 

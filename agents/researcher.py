@@ -157,6 +157,12 @@ def canonical(config: dict[str, Any]) -> str:
     return repr(sorted(config.items()))
 
 
+def trial_key(config: dict[str, Any], code: str | None = None) -> str:
+    """What makes two trials the same: the config, and the source version a code edit ran
+    (None: the user's own source)."""
+    return canonical(config) if code is None else f"{canonical(config)}@{code}"
+
+
 class PriorResearcher:
     """The Researcher interface over `propose`."""
 

@@ -33,6 +33,7 @@ class ResearchRequest:
     evaluated: Container[str]  # canonical keys of every config the run has evaluated
     sampler_state: dict[str, dict[str, Any]] = field(default_factory=dict)  # Optuna's, by config
     notes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (kind, detail)
+    code: Any = None  # agents/code_edits.CodeContext when the run has --code-edits
 
 
 class Researcher(Protocol):

@@ -197,6 +197,19 @@ class RunConfig(BaseModel):
     eval_timeout_s: float | None = Field(
         None, gt=0, description="Wall-clock limit of one evaluation (its process group is killed)."
     )
+    code_edits: bool = Field(
+        False,
+        description="The llm researcher may also propose patches to the script's source "
+        "(script objectives; checked before they run, evaluated in the jail).",
+    )
+    edit_files: list[str] = Field(
+        default_factory=list,
+        description="Files a code edit may change, relative to the workdir (default: the train "
+        "file).",
+    )
+    jail_edits: bool = Field(
+        True, description="Run patched trials in the jail (False: --no-jail, unconfined)."
+    )
 
     @model_validator(mode="after")
     def _check(self) -> RunConfig:
@@ -205,6 +218,10 @@ class RunConfig(BaseModel):
                 "an llm researcher or meta-researcher needs --llm (local, "
                 "openai:<model> or a base URL)"
             )
+        if self.code_edits and (
+            self.objective.partition("@")[0] != "script" or self.researcher != "llm"
+        ):
+            raise ValueError("code edits need --objective script and an llm researcher (--llm ...)")
         if self.noise_repeats >= self.iterations * self.parallel:
             raise ValueError(
                 f"--noise-repeats {self.noise_repeats} leaves no budget: it must be below "

@@ -56,8 +56,20 @@ class MetricPoint(TypedDict):
     metric: float | None
 
 
+class PatchView(TypedDict):
+    """What a code edit (`--code-edits`) did: e.g. summary "train.py +3 -1", lines 4 (added and
+    removed), repair_of: the crashed trial it fixes (None: a new idea)."""
+
+    summary: str
+    lines: int
+    repair_of: int | None
+
+
 class Candidate(TypedDict):
-    """A proposal: the changes to the incumbent's config, who proposed it, and why."""
+    """A proposal: the changes to the incumbent's config, who proposed it, and why. A code
+    edit's candidate also has "patch" (a PatchView, plus the version's references): `review`
+    may drop it (keeping the changes)
+    or veto the candidate, but cannot change or add one: returned unchanged, it stays."""
 
     changes: dict[str, Any]
     source: str
@@ -75,7 +87,8 @@ class TrialView(TypedDict):
 
 
 class HistoryEntry(TrialView):
-    """A decided trial in ctx["history"]."""
+    """A decided trial in ctx["history"]; a trial that ran a code edit also has "patch"
+    (a PatchView)."""
 
     accepted: bool
     source: str
@@ -108,7 +121,14 @@ def history_entry(trial: dict[str, Any]) -> HistoryEntry:
     """A ledger trial row (decoded) as ctx["history"] shows it."""
     entry = {k: trial[k] for k in HISTORY_KEYS}
     entry["accepted"] = bool(entry["accepted"])
+    if trial.get("patch"):
+        entry["patch"] = patch_view(trial["patch"])
     return entry  # type: ignore[return-value]
+
+
+def patch_view(patch: dict[str, Any]) -> PatchView:
+    """A patch record (bilevel/store/sources.py) as hooks see it."""
+    return {"summary": patch["summary"], "lines": patch["lines"], "repair_of": patch["repair_of"]}
 
 
 def build_ctx(

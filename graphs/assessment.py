@@ -53,6 +53,7 @@ def assess_cycle(
                 effects.setdefault(n, []).append(abs(t["metric"] - before_metric))
         if t["incumbent_metric"] is not None:
             before_metric = t["incumbent_metric"]
+    code = code_edit_effects(ledger, trace, first, cycle)
     gained = {n for t in trials if t["accepted"] for n in t["changes"]}
     touched = {n for t in trace for n in t["changes"]}
     frozen = set(state["inner_params"]["frozen"])
@@ -78,6 +79,45 @@ def assess_cycle(
         "sensitivity": {n: sum(v) / len(v) for n, v in sorted(effects.items())},
         "metric": state["incumbent"]["metric"],
         "hook_calls": {r["hook"]: {"calls": r["n"], "changed": r["changed"] or 0} for r in calls},
+        **({"code_edits": code} if code else {}),
+    }
+
+
+def code_edit_effects(
+    ledger: Ledger, trace: list[dict[str, Any]], first: int, cycle: int
+) -> dict[str, Any] | None:
+    """--code-edits: what the cycle's patches did, so the meta-researcher sees which kinds of
+    edits paid: each patched trial (summary, hypothesis, status, kept, metric change against the
+    incumbent it was proposed from), and how many patches were refused before any evaluation."""
+    edits, before_metric = [], None
+    for t in trace:
+        if t["trial"] >= first and t.get("patch"):
+            delta = None
+            if t["status"] == "ok" and before_metric is not None:
+                delta = t["metric"] - before_metric
+            edits.append(
+                {
+                    "trial": t["trial"],
+                    "patch": t["patch"]["summary"],
+                    "hypothesis": t["patch"].get("hypothesis", "")[:200],
+                    "status": t["status"],
+                    "kept": bool(t["accepted"]),
+                    "metric_change": delta,
+                    "fixes": t["patch"]["repair_of"],
+                }
+            )
+        if t["incumbent_metric"] is not None:
+            before_metric = t["incumbent_metric"]
+    refused = ledger.query(
+        "SELECT COUNT(*) AS n FROM notes WHERE kind = 'patch_rejected' AND cycle = ?", (cycle,)
+    )[0]["n"]
+    if not edits and not refused:
+        return None
+    return {
+        "patched_trials": edits,
+        "kept": sum(e["kept"] for e in edits),
+        "crashed": sum(e["status"] != "ok" for e in edits),
+        "refused_before_running": refused,
     }
 
 

@@ -11,17 +11,20 @@ from __future__ import annotations
 import bisect
 from typing import Any
 
-from bilevel.agents.researcher import canonical
+from bilevel.agents.researcher import trial_key
 from bilevel.store.ledger import AsyncLedger
 
 
 class EvaluatedBefore:
-    """`canonical(config) in this`: was the config evaluated by a trial below `before`?"""
+    """`canonical(config) in this`: was the config evaluated by a trial below `before`, with
+    source version code (None: the user's own source)?"""
 
-    def __init__(self, first_seen: dict[str, int], before: int) -> None:
-        self.first_seen, self.before = first_seen, before
+    def __init__(self, first_seen: dict[str, int], before: int, code: str | None = None) -> None:
+        self.first_seen, self.before, self.code = first_seen, before, code
 
     def __contains__(self, key: object) -> bool:
+        if self.code is not None:
+            key = f"{key}@{self.code}"  # researcher.trial_key
         first = self.first_seen.get(key)  # type: ignore[call-overload]
         return first is not None and first < self.before
 
@@ -42,7 +45,7 @@ class TrialHistory:
         for t in rows:
             self.by_trace.setdefault(t["trace"], []).append(t)
             self.ids.setdefault(t["trace"], []).append(t["trial"])
-            self.first_seen.setdefault(canonical(t["config"]), t["trial"])
+            self.first_seen.setdefault(trial_key(t["config"], t.get("code")), t["trial"])
         self.loaded_before = before
 
     async def trials(
@@ -55,14 +58,18 @@ class TrialHistory:
         return self.by_trace.get(trace, [])[start:end]
 
     async def evaluated(
-        self, ledger: AsyncLedger, config: dict[str, Any], before: int
+        self, ledger: AsyncLedger, config: dict[str, Any], before: int, code: str | None = None
     ) -> int | None:
-        """The first trial below `before` (any trace) that evaluated exactly this config."""
+        """The first trial below `before` (any trace) that evaluated exactly this config (with
+        source version code)."""
         await self._load(ledger, before)
-        first = self.first_seen.get(canonical(config))
+        first = self.first_seen.get(trial_key(config, code))
         return first if first is not None and first < before else None
 
-    async def evaluated_before(self, ledger: AsyncLedger, before: int) -> EvaluatedBefore:
-        """Every config evaluated below `before`, as a container of canonical keys."""
+    async def evaluated_before(
+        self, ledger: AsyncLedger, before: int, code: str | None = None
+    ) -> EvaluatedBefore:
+        """Every config evaluated below `before` (with source version code), as a container of
+        canonical keys."""
         await self._load(ledger, before)
-        return EvaluatedBefore(self.first_seen, before)
+        return EvaluatedBefore(self.first_seen, before, code)

@@ -21,9 +21,10 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Command
 
-from bilevel.agents import classical, fallback, llm_researcher, researcher
+from bilevel.agents import classical, code_edits, fallback, llm_researcher, researcher
 from bilevel.agents.roles import Researcher, ResearchRequest
 from bilevel.config import RunConfig
+from bilevel.contract import patch_view
 from bilevel.graphs.context import Context
 from bilevel.graphs.node_run import NodeRun, free_evaluations
 from bilevel.graphs.setup import labels
@@ -31,6 +32,12 @@ from bilevel.graphs.state import Assignment, InnerState, decided_before, run_con
 from bilevel.graphs.trials import ensure_running, finish
 from bilevel.objectives import SearchSpace, SpaceError
 from bilevel.store.results import write_results
+from bilevel.store.sources import (
+    ORIGINAL_KEY,
+    files_of,
+    new_version,
+    record_incumbent_source,
+)
 
 
 def check_candidate(
@@ -42,7 +49,7 @@ def check_candidate(
     except SpaceError as exc:
         return str(exc)
     changes = {k: v for k, v in changes.items() if v != incumbent[k]}
-    if not changes:
+    if not changes and not cand.get("patch"):
         return "no change from the incumbent"
     return {**cand, "changes": changes}
 
@@ -76,6 +83,8 @@ async def researcher_for(run: NodeRun, config: RunConfig) -> Researcher:
         llm = await run.context.llm(
             "researcher", config.llm, run.ledger, run.cycle, run.iteration, "research"
         )
+        if config.code_edits:
+            return code_edits.CodeEditResearcher(llm, labels(config)["researcher"])
         return llm_researcher.LLMResearcher(llm, labels(config)["researcher"])
     return researcher.PriorResearcher()
 
@@ -100,14 +109,18 @@ async def research(state: InnerState, runtime: Runtime[Context]) -> dict[str, An
     request = ResearchRequest(
         objective=run.objective,
         incumbent=state["incumbent"],  # type: ignore[arg-type]
-        history=await run.history(before),
+        history=[],
         params=state["inner_params"],
         advice=advice,
         seed=f"{config.seed}:{state['iteration']}",
         running=[a["config"] for a in state["inflight"]],
         free_evaluations=free_evaluations(state),
-        evaluated=await run.trial_history.evaluated_before(run.ledger, before),
+        evaluated=await run.trial_history.evaluated_before(
+            run.ledger, before, state["incumbent"].get("code")
+        ),
+        code=await code_context(run, state, request_history := await run.history(before)),
     )
+    request.history = request_history
     if config.spec.proposer != "researcher":
         request.sampler_state = await read_sampler_state(run.ledger)
     own = await (await researcher_for(run, config)).propose(request)
@@ -115,8 +128,11 @@ async def research(state: InnerState, runtime: Runtime[Context]) -> dict[str, An
         if kind == "sampler_state":  # CMA-ES's optimizer is kilobytes: a blob, by reference
             blob = await run.ledger.put_blob(json.dumps(detail.pop("attrs"), sort_keys=True))
             detail = {**detail, "blob": blob}
+        if kind == "patch_rejected":  # the patch whole, by reference (notes are bounded)
+            detail = {**detail, "patch": await run.ledger.put_blob(detail["patch"])}
         key = f"{run.iteration}:{kind}" + (f":{i}" if i else "")
         await run.ledger.add_note(key, run.cycle, run.iteration, kind, detail)
+    own = [await stash_patch(run, cand) for cand in own]
     source = f"mechanism:{run.mechanism['id']}"
     mechanism_candidates = [{"changes": c, "source": source, "hypothesis": ""} for c in proposed]
     pending = await keep_valid(run, mechanism_candidates + own, "candidate")
@@ -129,7 +145,8 @@ async def review_select(state: InnerState, runtime: Runtime[Context]) -> dict[st
     run = await NodeRun.open(runtime, state)
     ctx = await run.ctx()
     it, incumbent = state["iteration"], state["incumbent"]["config"]
-    running = {researcher.canonical(a["config"]) for a in state["inflight"]}
+    running = {researcher.trial_key(a["config"], a.get("code")) for a in state["inflight"]}
+    incumbent_code = state["incumbent"].get("code")
     space = run.objective.space
 
     def unusable(value: Any) -> str | None:  # out-of-space review output falls back
@@ -140,6 +157,7 @@ async def review_select(state: InnerState, runtime: Runtime[Context]) -> dict[st
     reviewed = []
     for i, cand in enumerate(state["pending"]):
         out = await run.call("review", [cand, ctx], key=f"review:{i}", check=unusable)
+        out = carry_patch(cand, out)
         if out is None:
             await run.ledger.add_note(
                 f"{it}:veto:{i}", run.cycle, it, "vetoed", {"candidate": cand}
@@ -149,9 +167,10 @@ async def review_select(state: InnerState, runtime: Runtime[Context]) -> dict[st
     fresh = []
     for i, c in enumerate(await keep_valid(run, reviewed, "review")):
         config = {**incumbent, **c["changes"]}
-        if researcher.canonical(config) in running:
+        code = c["patch"]["code"] if c.get("patch") else incumbent_code
+        if researcher.trial_key(config, code) in running:
             continue
-        seen = await history.evaluated(run.ledger, config, decided_before(state))
+        seen = await history.evaluated(run.ledger, config, decided_before(state), code)
         if seen is not None:  # never evaluate a config twice: the ledger has its result
             await run.ledger.add_note(
                 f"{it}:repeat:{i}", run.cycle, it, "repeated_config",
@@ -165,7 +184,7 @@ async def review_select(state: InnerState, runtime: Runtime[Context]) -> dict[st
         state["inner_params"]["frozen"],
         max(1, free_evaluations(state)),
         f"{state['config']['seed']}:{it}",
-        await history.evaluated_before(run.ledger, decided_before(state)),
+        await history.evaluated_before(run.ledger, decided_before(state), incumbent_code),
         avoid=[a["config"] for a in state["inflight"]],
     )  # a step never passes without a trial while the space has something new to offer
     batch: list[Assignment] = []
@@ -179,12 +198,14 @@ async def review_select(state: InnerState, runtime: Runtime[Context]) -> dict[st
                     "config": {**incumbent, **cand["changes"]},
                     "changes": cand["changes"],
                     "source": cand["source"],
-                    "description": researcher.describe(cand["changes"], incumbent),
+                    "description": describe(cand, incumbent),
                     "base": incumbent,
                     "mechanism": run.mechanism["id"],
                     "trace": state["trace"],
                     "cycle": run.cycle,
                     "iteration": it,
+                    "code": cand["patch"]["code"] if cand.get("patch") else incumbent_code,
+                    "patch": cand.get("patch"),
                 }
             )
     spent = len(batch)
@@ -222,12 +243,22 @@ async def collect(
         a = inflight.pop(0)
         trial = await finish(run.context, run.ledger, run_dir, config, a)
         view = {k: trial[k] for k in ("trial", "config", "changes", "metric", "status")}
+        if trial.get("patch"):
+            view["patch"] = patch_view(trial["patch"])
         decider = run.for_trial(a["mechanism"])  # the proposer's accept decides its trial
         ctx = await decider.ctx(incumbent=incumbent, before=a["trial"])
         keep = await decider.call("accept", [view, ctx], key=f"accept:{a['trial']}")
         update.update(decider.update())
         if keep:
-            incumbent = {"config": trial["config"], "metric": trial["metric"], "trial": a["trial"]}
+            if trial.get("code") != incumbent.get("code"):  # the code changed: say how
+                key = f"trial:{a['trial']}:incumbent_source"
+                await asyncio.to_thread(record_incumbent_source, run.ledger.sync, trial, key)
+            incumbent = {
+                "config": trial["config"],
+                "metric": trial["metric"],
+                "trial": a["trial"],
+                "code": trial.get("code"),
+            }
         await run.ledger.set_accepted(a["trial"], keep, incumbent["metric"])
         await asyncio.to_thread(write_results, run.ledger.sync)
         update["cycle_decided"] = state["cycle_decided"] + 1
@@ -249,6 +280,67 @@ async def collect(
     else:
         goto = "research" if state["evals_left"] > 0 else "collect"
     return Command(update=update, goto=goto)
+
+
+async def code_context(
+    run: NodeRun, state: InnerState, history: list[dict[str, Any]]
+) -> code_edits.CodeContext | None:
+    """What a --code-edits step patches: the incumbent's source, or the source of the patched
+    trial that just crashed (one fix each, as a new trial linked to it)."""
+    if not run.config.code_edits:
+        return None
+    code, repair = state["incumbent"].get("code"), None
+    last = history[-1] if history else None
+    fixing = {(a.get("patch") or {}).get("repair_of") for a in state["inflight"]}
+    if (
+        last is not None
+        and last.get("patch")
+        and last["status"] != "ok"
+        and last["patch"]["repair_of"] is None
+        and last["trial"] not in fixing
+    ):
+        incumbent = state["incumbent"]["config"]
+        code = last["code"]
+        repair = {
+            "trial": last["trial"],
+            "diff": await run.ledger.blob(last["patch"]["diff"]),
+            "log_tail": last["log_tail"],
+            "changes": {k: v for k, v in last["config"].items() if v != incumbent.get(k)},
+        }
+    files = await asyncio.to_thread(files_of, run.ledger.sync, code)
+    return code_edits.CodeContext(files, code, sorted(files), repair)
+
+
+async def stash_patch(run: NodeRun, cand: dict[str, Any]) -> dict[str, Any]:
+    """A candidate's patched files stored as a source version; the candidate carries the
+    version's patch record instead (small, by reference: state and ctx stay small)."""
+    if "files" not in cand:
+        return cand
+    edit = cand.pop("files")
+    record = await asyncio.to_thread(
+        new_version, run.ledger.sync, edit["base_code"], edit["files"], edit["repair_of"]
+    )
+    record["hypothesis"] = cand["hypothesis"][:1000]  # for `bilevel apply --git`'s commits
+    original = await run.ledger.get_meta(ORIGINAL_KEY)
+    return {**cand, "patch": None if record["code"] == original else record}
+
+
+def carry_patch(cand: dict[str, Any], out: dict[str, Any] | None) -> dict[str, Any] | None:
+    """review's output with the candidate's own patch if the hook returned it unchanged: a hook
+    may drop a patch (keeping the changes), never alter or forge one."""
+    if out is None:
+        return None
+    mine = cand.get("patch")
+    kept = mine is not None and out.get("patch") == mine
+    return {**{k: v for k, v in out.items() if k != "patch"}, **({"patch": mine} if kept else {})}
+
+
+def describe(cand: dict[str, Any], incumbent: dict[str, Any]) -> str:
+    """The trial's description: its changes, and its patch's summary."""
+    parts = [researcher.describe(cand["changes"], incumbent)]
+    if cand.get("patch"):
+        parts.append(f"patch {cand['patch']['summary']}")
+    return "; ".join(p for p in parts if p)
 
 
 def start(state: InnerState) -> Literal["research", "collect"]:

@@ -18,10 +18,12 @@ from bilevel.contract import Mechanism, new_mechanism
 from bilevel.graphs.context import Context, context_of
 from bilevel.graphs.state import Assignment, BilevelState, InputState, config_keys
 from bilevel.graphs.trials import run_trial
+from bilevel.objectives.jail import check_jail
 from bilevel.sandbox.validation import validate_mechanism
 from bilevel.store.ledger import AsyncLedger
 from bilevel.store.results import write_results
 from bilevel.store.rundir import claim_run_dir
+from bilevel.store.sources import default_edit_files, read_edit_files, record_original
 
 
 def default_mechanism() -> Mechanism:
@@ -133,6 +135,13 @@ async def setup(
     )
     if run_config.mechanism_source:
         mechanism = await install_user_mechanism(context, ledger, run_config.mechanism_source)
+    if run_config.code_edits:  # the user's files as they are now: what every patch starts from
+        options = run_config.objective_options
+        names = run_config.edit_files or default_edit_files(options)
+        files = await asyncio.to_thread(read_edit_files, options["workdir"], names)
+        if run_config.jail_edits:  # patched trials run jailed: refuse now, not at trial 1
+            await asyncio.to_thread(check_jail)
+        await asyncio.to_thread(record_original, ledger.sync, files)
     context.report({"event": "setup", "run_dir": run_dir, "total": run_config.evaluations})
     defaults = context.objective(run_config).space.defaults()
     baseline: Assignment = {
@@ -152,7 +161,7 @@ async def setup(
     await ledger.set_accepted(0, trial["status"] == "ok", trial["metric"])  # a crash is no keep
     metric, margin = await measure_noise(context, ledger, run_config, baseline, trial)
     await asyncio.to_thread(write_results, ledger.sync)
-    point = {"config": defaults, "metric": metric, "trial": 0}
+    point = {"config": defaults, "metric": metric, "trial": 0, "code": None}
     first = 1 + run_config.noise_repeats
     return {
         **partial,

@@ -6,7 +6,7 @@ loses nor repeats a trial.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NotRequired
 
 from typing_extensions import TypedDict  # pydantic (Studio's schemas) needs it on 3.11
 
@@ -18,6 +18,7 @@ class Point(TypedDict):
     config: dict[str, Any]
     metric: float | None
     trial: int
+    code: NotRequired[str | None]  # source version (--code-edits; None: the user's own)
 
 
 class Assignment(TypedDict):
@@ -34,6 +35,8 @@ class Assignment(TypedDict):
     trace: int
     cycle: int
     iteration: int
+    code: NotRequired[str | None]  # source version it runs (--code-edits; None: the user's own)
+    patch: NotRequired[dict[str, Any] | None]  # its code edit (bilevel/store/sources.py)
 
 
 class Decision(TypedDict):

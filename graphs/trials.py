@@ -18,6 +18,7 @@ from bilevel.execution.executor import EvalRequest
 from bilevel.graphs.context import Context
 from bilevel.graphs.state import Assignment
 from bilevel.store.ledger import AsyncLedger
+from bilevel.store.sources import files_of
 
 
 async def run_trial(
@@ -29,9 +30,14 @@ async def run_trial(
         if done["config"] != a["config"]:  # the checkpoint and the ledger disagree: never guess
             raise RuntimeError(f"trial {a['trial']} in the ledger differs from its assignment")
         return done
+    options = config.objective_options
+    if a.get("code") is not None:  # a code edit's source, over the copy, jailed
+        files = await asyncio.to_thread(files_of, ledger.sync, a["code"])
+        jail = bool(options.get("jail")) or config.jail_edits
+        options = {**options, "files": files, "jail": jail}
     request = EvalRequest(
         objective=config.objective,
-        options=config.objective_options,
+        options=options,
         config=a["config"],
         seed=eval_seed(
             config.seed, a["trial"], config.seed_per_trial or a["source"] == "baseline-repeat"
@@ -72,6 +78,8 @@ async def run_trial(
             "log_tail": result.log_tail[-2000:],
             "accepted": None,
             "incumbent_metric": None,
+            "code": a.get("code"),
+            "patch": a.get("patch"),
         }
     )
     context.report(

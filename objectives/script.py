@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bilevel.objectives.base import Direction, EvalResult, UnknownObjective, register
-from bilevel.objectives.jail import check_jail, jail_argv, jailed_env
+from bilevel.objectives.jail import backend, check_jail, jail_argv, jailed_env
 from bilevel.objectives.script_checks import command_overrides, echo_mismatches, stale_metric
 from bilevel.objectives.script_config import (
     ScriptError,
@@ -71,6 +71,7 @@ class ScriptObjective:
     link: list[str] = field(default_factory=list)
     link_over_mb: float = LINK_OVER_MB
     jail: bool = False  # run each trial in objectives/jail.py's jail (bubblewrap or namespaces)
+    files: dict[str, str] = field(default_factory=dict)  # patched sources written over the copy
     name: str = "script"
     inline: bool = True  # evaluate() already isolates the work in its own process group
 
@@ -129,8 +130,12 @@ class ScriptObjective:
                 linked = [*copy.linked, *copy.linked_dirs]
                 argv = jail_argv(argv, root, cwd, env, linked)
                 env = jailed_env(env, root)
-            result = self.judge(await run_command(argv, cwd, env, self.timeout_s), values)
-            return with_copy(result, copy)
+            result = with_copy(
+                self.judge(await run_command(argv, cwd, env, self.timeout_s), values), copy
+            )
+            if self.jail:  # the ledger says which trials ran jailed, and how
+                result.extra["jail"] = backend()
+            return result
         finally:
             await asyncio.to_thread(shutil.rmtree, root, True)
 
@@ -138,16 +143,28 @@ class ScriptObjective:
         self, root: Path, values: dict[str, Any], seed: int, budget: float | None
     ) -> tuple[list[str], dict[str, str], Path, TrialCopy]:
         """Copy the project into root/work and put the config where the script will read it."""
-        work = root / "work"
-        copy = copy_project(
-            self.workdir, work, self.exclude, self.link, avoid=root, link_over_mb=self.link_over_mb
-        )
+        work, copy = self.copy_into(root)
         passed = self.passed_values(values, seed)
         argv, env = self.delivery(passed, work, root / "config.json")
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "BILEVEL_SEED": str(seed), **env}
         if budget is not None:
             env["BILEVEL_BUDGET"] = str(budget)
         return argv, env, work, copy
+
+    def copy_into(self, root: Path) -> tuple[Path, TrialCopy]:
+        """The project copied to root/work, with a code edit's files written over it."""
+        work = root / "work"
+        copy = copy_project(
+            self.workdir, work, self.exclude, self.link, avoid=root, link_over_mb=self.link_over_mb
+        )
+        for name, text in self.files.items():  # a --code-edits trial's source (already checked)
+            target = work / name
+            if any(p.is_symlink() for p in target.parents if p.is_relative_to(work)):
+                raise ScriptError(f"{name} is inside a linked directory: it cannot be edited")
+            target.unlink(missing_ok=True)  # never through a link into the user's project
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8")
+        return work, copy
 
     def passed_values(self, values: dict[str, Any], seed: int | None) -> dict[str, Any]:
         """What the script is given: the config (literal choices as their Python values' source)
@@ -298,6 +315,7 @@ def make_script_objective(
     link: list[str] | str | None = None,
     link_over_mb: float = LINK_OVER_MB,
     jail: bool = False,
+    files: dict[str, str] | None = None,
 ) -> ScriptObjective:
     """The user's command as an objective; checks the options, not yet the user's files.
 
@@ -349,6 +367,7 @@ def make_script_objective(
         link=globs("link", link),
         link_over_mb=float(link_over_mb),
         jail=bool(jail),
+        files=overlay_files(files, root),
     )
     _check_names(objective)
     return objective
@@ -363,6 +382,18 @@ def globs(option: str, value: list[str] | str | None) -> list[str]:
     if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
         raise ScriptError(f"{option} must be a glob or a list of globs, got {value!r}")
     return [i.strip() for i in items if i.strip()]
+
+
+def overlay_files(files: dict[str, str] | None, root: Path) -> dict[str, str]:
+    """files (path relative to the workdir -> text), each checked to stay inside the workdir."""
+    if not files:
+        return {}
+    if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
+        raise ScriptError("files must map paths to their text")
+    for name in files:
+        if Path(name).is_absolute() or not (root / name).resolve().is_relative_to(root):
+            raise ScriptError(f"edited file {name} is outside --workdir {root}")
+    return dict(files)
 
 
 def _train_file(file: str | None, argv: list[str], root: Path) -> str:

@@ -45,8 +45,7 @@ def parse_patch(text: str) -> list[Edit]:
     if len(text) > MAX_PATCH_CHARS:
         raise PatchError(f"the patch is {len(text)} characters: at most {MAX_PATCH_CHARS}")
     edits = [
-        Edit(m["file"].strip().strip("`*"), m["search"], m["replace"])
-        for m in BLOCK.finditer(text)
+        Edit(m["file"].strip().strip("`*"), m["search"], m["replace"]) for m in BLOCK.finditer(text)
     ]
     if edits:
         return edits

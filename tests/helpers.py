@@ -83,3 +83,26 @@ def trials_done(run_dir: Path) -> int:
             db.close()
     except sqlite3.Error:
         return 0
+
+
+def plant_escape_targets(tmp_path: Path, proj: Path, monkeypatch: Any) -> tuple[Any, str]:
+    """What tests/fixtures/script/escape.py tries to reach, planted: a secret in a fresh $HOME,
+    a loopback listener, files to write outside the trial, an API key in the environment.
+    Returns the listener (nothing may connect) and the mark of the process it leaves behind."""
+    import socket
+    import uuid
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".secret").write_text("hunter2\n")
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.1)
+    token = uuid.uuid4().hex
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("ORIGINAL", str(proj / "escaped.txt"))
+    monkeypatch.setenv("OUTSIDE", str(tmp_path / "outside.txt"))
+    monkeypatch.setenv("PORT", str(listener.getsockname()[1]))
+    monkeypatch.setenv("HOME_FILE", str(home / ".secret"))
+    monkeypatch.setenv("MARK", token)
+    monkeypatch.setenv("SOME_API_KEY", "sk-test")
+    return listener, token

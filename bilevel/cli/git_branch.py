@@ -35,10 +35,16 @@ def lineage(trials: list[dict[str, Any]], best: dict[str, Any]) -> list[dict[str
 
 
 def commit_kept_changes(
-    obj: Any, trials: list[dict[str, Any]], best_id: int, seed: int, branch: str
+    obj: Any,
+    trials: list[dict[str, Any]],
+    best_id: int,
+    seed: int,
+    branch: str,
+    sources: dict[int, dict[str, str]] | None = None,
 ) -> tuple[Path, list[str]]:
     """Create branch (from HEAD of the repository holding the train file) with one commit per
-    kept change; returns the repository and the commit subjects."""
+    kept change; returns the repository and the commit subjects. sources: a --code-edits run's
+    edited files per trial (committed too: the tip is the best trial's source and config)."""
     original = (obj.workdir / obj.file).resolve()
     try:
         repo = Path(git(original.parent, "rev-parse", "--show-toplevel"))
@@ -57,12 +63,21 @@ def commit_kept_changes(
         git(repo, "worktree", "add", "--quiet", "-b", branch, str(work), "HEAD")
         try:
             target = work / original.relative_to(repo)
+            project = work / obj.workdir.resolve().relative_to(repo)
             for t in lineage(trials, by_id[best_id]):
+                files = (sources or {}).get(t["trial"], {})
+                for name, text in files.items():
+                    (project / name).write_text(text, encoding="utf-8")
+                    git(work, "add", str(project / name))
+                text = files.get(obj.file, source)
                 passed = obj.passed_values(t["config"], seed)
-                target.write_text(rewrite_constants(source, passed, obj.file), encoding="utf-8")
+                target.write_text(rewrite_constants(text, passed, obj.file), encoding="utf-8")
                 metric = f"{obj.metric} {t['metric']:.6g}"
                 subject = f"{t['description'] or 'config'}: {metric}"
                 body = f"trial {t['trial']}, cycle {t['cycle']}, {t['source']}, {t['mechanism']}"
+                hypothesis = (t.get("patch") or {}).get("hypothesis")
+                if hypothesis:
+                    body = f"{hypothesis}\n\n{body}"
                 git(work, "add", str(target))
                 git(work, "-c", "user.name=bilevel", "-c", "user.email=bilevel@localhost",
                     "commit", "--quiet", "--allow-empty", "-m", subject, "-m", body)  # fmt: skip

@@ -6,7 +6,9 @@ import csv
 import json
 import re
 import shlex
+import shutil
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,6 +19,7 @@ from bilevel.config import first_error
 from bilevel.reporting.results import best_record, config_as, find_runs, list_row, trial_rows
 
 APPLIED_MARK = "# written by `bilevel apply`"
+APPLIED_FILE = "WRITTEN_BY_BILEVEL_APPLY"  # in a project copy that apply wrote
 ENCODING_LINE = re.compile(r"^[ \t\f]*#.*?coding[:=]")  # PEP 263
 
 
@@ -64,8 +67,11 @@ def apply(
     ] = None,
     git_branch: Annotated[
         str | None,
-        typer.Option("--git", help="Commit each kept change, up to the best, on this new branch "
-                     "of your repository (your checkout is not touched)."),
+        typer.Option(
+            "--git",
+            help="Commit each kept change, up to the best, on this new branch "
+            "of your repository (your checkout is not touched).",
+        ),
     ] = None,
 ) -> None:
     """Write the best config into a copy of your script, or print the command that runs it."""
@@ -85,8 +91,13 @@ def apply(
     assert isinstance(obj, ScriptObjective)
     passed = obj.passed_values(record["config"], record["seed"])
     env = {"BILEVEL_SEED": str(record["seed"])}
+    sources = code_versions(run_dir)
     if git_branch is not None:
-        argv = commit_on_branch(obj, run_dir, record, git_branch)
+        argv = commit_on_branch(obj, run_dir, record, git_branch, sources)
+    elif sources is not None:  # a --code-edits run: the best source too, in a project copy
+        argv, given, workdir = write_project(obj, passed, record, sources, to or run_dir / "best")
+        env.update(given)
+        obj = replace(obj, workdir=workdir)
     elif obj.config_via == "constants":
         argv = write_constants(obj, passed, record, to)
     else:
@@ -103,7 +114,63 @@ def apply(
     print(f"cd {shlex.quote(str(obj.workdir))} && {assignments} {shlex.join(argv)}")
 
 
-def commit_on_branch(obj: Any, run_dir: Path, record: dict[str, Any], branch: str) -> list[str]:
+def code_versions(run_dir: Path) -> dict[int, dict[str, str]] | None:
+    """For a --code-edits run, each trial's edited files (by trial id); None for other runs."""
+    from bilevel.store.ledger import open_ledger
+    from bilevel.store.sources import ORIGINAL_KEY, files_of
+
+    ledger = open_ledger(run_dir)
+    try:
+        if ledger.get_meta(ORIGINAL_KEY) is None:
+            return None
+        versions: dict[str | None, dict[str, str]] = {}
+        out = {}
+        for t in ledger.trials():
+            code = t.get("code")
+            if code not in versions:
+                versions[code] = files_of(ledger, code)
+            out[t["trial"]] = versions[code]
+        return out
+    finally:
+        ledger.close()
+
+
+def write_project(
+    obj: Any,
+    passed: dict[str, Any],
+    record: dict[str, Any],
+    sources: dict[int, dict[str, str]],
+    to: Path,
+) -> tuple[list[str], dict[str, str], Path]:
+    """A copy of the project at to/work with the best trial's source and config; the command,
+    the environment it needs, and the copy's directory."""
+    root = to.resolve()
+    if root.exists() and not (root / APPLIED_FILE).exists():
+        fail(f"{root} exists and was not written by `bilevel apply`: pass --to DIR")
+    if root.exists():
+        shutil.rmtree(root)
+    best = replace(obj, files=sources[record["trial"]])
+    try:
+        work, _ = best.copy_into(root)
+        argv, env = best.delivery(passed, work, root / "config.json")
+    except USER_ERRORS as exc:
+        fail(first_error(exc))
+    (root / APPLIED_FILE).write_text(
+        f"{APPLIED_MARK} from {record['run_dir']} (trial {record['trial']}, "
+        f"{record['metric_name']} {record['metric']:.6g})\n"
+    )
+    out.print(f"wrote a copy of {obj.workdir} with the best source and config: {work}",
+              highlight=False)  # fmt: skip
+    return argv, env, work
+
+
+def commit_on_branch(
+    obj: Any,
+    run_dir: Path,
+    record: dict[str, Any],
+    branch: str,
+    sources: dict[int, dict[str, str]] | None,
+) -> list[str]:
     """apply --git: the kept changes as commits on a new branch; returns the command to run."""
     from bilevel.cli.git_branch import GitError, commit_kept_changes
     from bilevel.store.ledger import open_ledger
@@ -117,7 +184,9 @@ def commit_on_branch(obj: Any, run_dir: Path, record: dict[str, Any], branch: st
     finally:
         ledger.close()
     try:
-        repo, subjects = commit_kept_changes(obj, trials, record["trial"], record["seed"], branch)
+        repo, subjects = commit_kept_changes(
+            obj, trials, record["trial"], record["seed"], branch, sources
+        )
     except GitError as exc:
         fail(str(exc))
     out.print(f"branch {branch} in {repo}: {len(subjects)} commits", highlight=False)

@@ -29,10 +29,12 @@ from bilevel.cli.summary import print_summary
 from bilevel.config import ARMS, RunConfig, first_error
 from bilevel.execution.executor import Executor
 from bilevel.objectives import UnknownObjective, resolve
+from bilevel.objectives.jail import JailUnavailable, check_jail
 from bilevel.objectives.script import cli_options as script_cli_options
 from bilevel.progress import RunProgress
 from bilevel.reporting.report import parallel_of, summarize
 from bilevel.sandbox.pool import REQUIRE_ENV
+from bilevel.store.sources import default_edit_files, read_edit_files
 from bilevel.terminal import safe
 
 
@@ -111,6 +113,7 @@ RUN_OPTIONS: dict[str, str] = {
     "gate": "gate",
     "gate_alpha": "gate_alpha",
     "approve": "approve",
+    "code_edits": "code_edits",
     "llm": "llm.provider",
     "llm_model": "llm.model",
     "researcher_model": "llm.researcher_model",
@@ -141,6 +144,8 @@ DERIVED_OPTIONS: dict[str, str] = {
     "from_library": "mechanism_source",
     "learn_from_library": "meta_prior",
     "objective_opt": "objective_options",
+    "edit_files": "edit_files",
+    "no_jail": "jail_edits",
     **dict.fromkeys(
         (
             "command",
@@ -186,6 +191,21 @@ def config_from_flags(flags: dict[str, Any], llm_seed: int, **derived: Any) -> R
         else:
             data[field] = value
     return RunConfig(**data, **derived)
+
+
+def code_edit_files(
+    objective: str, options: dict[str, Any], names: list[str] | None, no_jail: bool
+) -> list[str]:
+    """--edit-files, checked (default: the train file), with a jail for patched trials."""
+    if objective.partition("@")[0] != "script":
+        raise ValueError("--code-edits patches a training script: use --objective script")
+    files = read_edit_files(options["workdir"], names or default_edit_files(options))
+    if not no_jail:
+        try:
+            check_jail()
+        except JailUnavailable as exc:
+            raise ValueError(f"{exc}; or pass --no-jail to run patched trials unconfined") from None
+    return list(files)
 
 
 def run(
@@ -315,8 +335,24 @@ def run(
     ] = None,
     jail: Annotated[
         bool,
-        script_option("Run each trial jailed: no network, read-only system, only its scratch "
-                      "directory writable (bubblewrap)."),
+        script_option(
+            "Run each trial jailed: no network, read-only system, only its scratch "
+            "directory writable (bubblewrap)."
+        ),
+    ] = False,
+    code_edits: Annotated[
+        bool,
+        script_option(
+            "The llm researcher may also patch --edit-files (each patch checked, "
+            "then run in the jail)."
+        ),
+    ] = False,
+    edit_files: Annotated[
+        list[str] | None,
+        script_option("A file --code-edits may change (repeatable; default: the train file)."),
+    ] = None,
+    no_jail: Annotated[
+        bool, script_option("Run patched trials unjailed (only where no jail can be built).")
     ] = False,
     require_confinement: RequireConfinementFlag = False,
 ) -> None:
@@ -362,6 +398,13 @@ def run(
     elif given := [k for k, v in script_flags.items() if v is not None]:
         flag = {"file": "train-file"}.get(given[0], given[0])
         fail(f"--{flag.replace('_', '-')} is only for --objective script")
+    if edit_files and not code_edits:
+        fail("--edit-files names what --code-edits may change: add --code-edits")
+    if code_edits:
+        try:
+            edit_files = code_edit_files(objective, objective_options, edit_files, no_jail)
+        except USER_ERRORS as exc:
+            fail(first_error(exc))
     iterations, cycle = run_length(objective, objective_options, iterations, cycle)
     meta_prior: dict[str, Any] = {}
     if from_library or learn_from_library:
@@ -384,6 +427,8 @@ def run(
             researcher=researcher or ("llm" if llm != "none" else "prior"),
             meta=meta or ("llm" if llm != "none" else "library"),
             eval_timeout_s=eval_timeout,
+            edit_files=edit_files or [],
+            jail_edits=not no_jail,
             llm_seed=seed,
         )
         if config.researcher == "llm" or config.meta == "llm":

@@ -18,7 +18,7 @@ from typing import Any
 LEDGER_FILE = "ledger.sqlite"
 MAX_NOTE_BYTES = 4096  # a note's detail past this is stored as a truncated preview
 TIMING_COLUMNS = {"seconds", "ms", "created", "started", "finished", "worker"}
-TRIAL_JSON = ("config", "changes", "base", "extra")
+TRIAL_JSON = ("config", "changes", "base", "extra", "patch")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS run (
@@ -29,7 +29,8 @@ CREATE TABLE IF NOT EXISTS trials (
     iteration INTEGER NOT NULL, config TEXT NOT NULL, changes TEXT NOT NULL, base TEXT NOT NULL,
     source TEXT NOT NULL, description TEXT NOT NULL, mechanism TEXT NOT NULL,
     metric REAL, status TEXT NOT NULL, seconds REAL, extra TEXT, log_tail TEXT,
-    accepted INTEGER, incumbent_metric REAL, started REAL, finished REAL, worker TEXT
+    accepted INTEGER, incumbent_metric REAL, started REAL, finished REAL, worker TEXT,
+    code TEXT, patch TEXT
 );
 CREATE TABLE IF NOT EXISTS notes (
     key TEXT PRIMARY KEY, cycle INTEGER NOT NULL, iteration INTEGER NOT NULL,
@@ -111,9 +112,12 @@ class Ledger:
         self._db.row_factory = sqlite3.Row
 
     def _add_missing_columns(self) -> None:
-        """Ledgers written before the slot timing columns existed gain them (empty)."""
+        """Ledgers written before the slot timing (or source version) columns existed gain them
+        (empty). code: the blob of the trial's edited source files (None: the user's own);
+        patch: what the researcher's patch did (store/sources.py)."""
         have = {r[1] for r in self._db.execute("PRAGMA table_info(trials)")}
-        for column, kind in (("started", "REAL"), ("finished", "REAL"), ("worker", "TEXT")):
+        added = (("started", "REAL"), ("finished", "REAL"), ("worker", "TEXT"))
+        for column, kind in (*added, ("code", "TEXT"), ("patch", "TEXT")):
             if column not in have:
                 self._db.execute(f"ALTER TABLE trials ADD COLUMN {column} {kind}")
 

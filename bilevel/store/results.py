@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 from bilevel.store.ledger import Ledger, decode_trial
+from bilevel.store.sources import ORIGINAL_KEY
 
 RESULTS_FILE = "results.tsv"
 COLUMNS = (
@@ -30,7 +31,7 @@ def format_metric(value: float | None) -> str:
     return "" if value is None else f"{value:.6f}"
 
 
-def _row(t: dict) -> str:
+def _row(t: dict, patch_column: bool) -> str:
     accepted = {None: "", True: "keep", False: "discard"}[t["accepted"]]
     row = (
         t["trial"],
@@ -44,6 +45,8 @@ def _row(t: dict) -> str:
         json.dumps(t["changes"], sort_keys=True),
         t["description"].replace("\t", " ").replace("\n", " "),
     )
+    if patch_column:  # --code-edits runs: what the trial's patch did, e.g. "train.py +3 -1"
+        row += ((t.get("patch") or {}).get("summary", ""),)
     return "\t".join(str(v) for v in row) + "\n"
 
 
@@ -67,8 +70,9 @@ def write_results(ledger: Ledger) -> Path:
     """Append the trials decided since the last call, in trial order (trials are decided
     oldest first), next to the ledger. Cost: the new rows only, never the whole history."""
     path = ledger.path.parent / RESULTS_FILE
+    patch_column = ledger.get_meta(ORIGINAL_KEY) is not None
     if not path.exists():
-        path.write_text("\t".join(COLUMNS) + "\n")
+        path.write_text("\t".join(COLUMNS + ("patch",) * patch_column) + "\n")
     last = _last_trial(path)
     rows = ledger.query(
         "SELECT * FROM trials WHERE trial > ? AND accepted IS NOT NULL ORDER BY trial", (last,)
@@ -78,7 +82,7 @@ def write_results(ledger: Ledger) -> Path:
         if row["trial"] != last + 1:
             break  # an earlier trial is not decided yet: keep the file in trial order
         t = decode_trial(row)
-        lines.append(_row(t))
+        lines.append(_row(t, patch_column))
         last = t["trial"]
     if lines:
         with open(path, "a") as f:

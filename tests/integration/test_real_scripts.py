@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import BILEVEL, bilevel, show_json, trials, trials_done
+from tests.helpers import BILEVEL, bilevel, plant_escape_targets, show_json, trials, trials_done
 
 pytestmark = pytest.mark.slow
 
@@ -320,26 +320,11 @@ def test_a_jailed_trial_cannot_get_out_and_the_run_goes_on(tmp_path: Path, monke
     if reason := _probe(backend):
         pytest.skip(f"no {backend} jail on this machine (.ci/run installs bubblewrap): {reason}")
     monkeypatch.setenv("BILEVEL_JAIL", backend)
-    import socket
-    import uuid
-
     proj = tmp_path / "proj"
     proj.mkdir()
     shutil.copy(FIXTURES / "escape.py", proj / "train.py")
     shutil.copy(FIXTURES / "space.toml", proj / "space.toml")
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / ".secret").write_text("hunter2\n")
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(0.1)
-    token = uuid.uuid4().hex
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("ORIGINAL", str(proj / "escaped.txt"))
-    monkeypatch.setenv("OUTSIDE", str(tmp_path / "outside.txt"))
-    monkeypatch.setenv("PORT", str(listener.getsockname()[1]))
-    monkeypatch.setenv("HOME_FILE", str(home / ".secret"))
-    monkeypatch.setenv("MARK", token)
-    monkeypatch.setenv("SOME_API_KEY", "sk-test")
+    listener, token = plant_escape_targets(tmp_path, proj, monkeypatch)
     run_dir = tmp_path / "run"
     bilevel("run", "--objective", "script", "--command", "python train.py", "--jail",
             "--workdir", str(proj), "--space", "space.toml", "--iterations", "2", "--cycle", "2",
@@ -388,8 +373,11 @@ def test_apply_git_commits_each_kept_change_and_the_tip_reproduces_the_best(tmp_
     repo.mkdir()
     shutil.copy(FIXTURES / "summary_style.py", repo / "train.py")
     (repo / "space.toml").write_text(bilevel("space", "draft", str(repo / "train.py")).stdout)
-    for args in (["init", "-q", "-b", "main"], ["add", "."],
-                 ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "start"]):
+    for args in (
+        ["init", "-q", "-b", "main"],
+        ["add", "."],
+        ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "start"],
+    ):
         subprocess.run(["git", "-C", str(repo), *args], check=True)  # fmt: skip
     run_dir = tmp_path / "run"
     bilevel("run", "--objective", "script", "--command", "python train.py", "--workdir",

@@ -50,9 +50,7 @@ UNIFIED = """--- a/train.py
 @pytest.mark.parametrize("text", [SEARCH_REPLACE, UNIFIED], ids=["search-replace", "unified"])
 def test_both_formats_give_the_same_result(text):
     after = apply_patch(SOURCE, parse_patch(text), ALLOWED)
-    assert after["train.py"] == (
-        "LR = 1e-3\nDEPTH = 2\n\ndef act(x):\n    return max(x, 0) ** 2\n"
-    )
+    assert after["train.py"] == ("LR = 1e-3\nDEPTH = 2\n\ndef act(x):\n    return max(x, 0) ** 2\n")
     assert after["data.py"] == SOURCE["data.py"]
     diff = unified_diff(SOURCE, after)
     assert patch_summary(diff) == "train.py +2 -2"
@@ -64,10 +62,14 @@ def test_both_formats_give_the_same_result(text):
         ("no edits here", "no edits found"),
         ("train.py\n<<<<<<< SEARCH\nLR = 1\n=======\nLR = 2\n>>>>>>> REPLACE\n", "not in the file"),
         ("data.py\n<<<<<<< SEARCH\nX = 1\n=======\nX = 2\n>>>>>>> REPLACE\n", "may not be edited"),
-        ("train.py\n<<<<<<< SEARCH\nDEPTH = 2\n=======\nDEPTH = (\n>>>>>>> REPLACE\n",
-         "no longer compiles"),
-        ("train.py\n<<<<<<< SEARCH\nLR = 3e-3\n=======\nLR = 3e-3\n>>>>>>> REPLACE\n",
-         "changes nothing"),
+        (
+            "train.py\n<<<<<<< SEARCH\nDEPTH = 2\n=======\nDEPTH = (\n>>>>>>> REPLACE\n",
+            "no longer compiles",
+        ),
+        (
+            "train.py\n<<<<<<< SEARCH\nLR = 3e-3\n=======\nLR = 3e-3\n>>>>>>> REPLACE\n",
+            "changes nothing",
+        ),
     ],
     ids=["unreadable", "does-not-apply", "forbidden-file", "does-not-compile", "no-change"],
 )
