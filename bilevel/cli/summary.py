@@ -38,6 +38,9 @@ def print_summary(s: dict[str, Any]) -> None:
         )
         changed = ", ".join(f"{k}={v!r}" for k, v in b["changed"].items()) or "nothing"
         out.print(f"  changed from the baseline: {changed}", highlight=False, markup=False)
+        if b.get("code"):
+            text = f"  on edited source (version {b['code'][:12]}): `bilevel apply RUN` writes it"
+            out.print(text, highlight=False, markup=False)
     if copy := s.get("trial_copy"):
         linked = copy["linked_files"] + copy["linked_dirs"]
         out.print(

@@ -52,6 +52,8 @@ def best_of(trials: list[dict[str, Any]], config: dict[str, Any], direction: str
         "source": best["source"],
         "mechanism": best["mechanism"],
         "description": best["description"],
+        # a --code-edits run's best trial ran edited source: its version (store/sources.py)
+        **({"code": best["code"]} if best.get("code") else {}),
     }
 
 

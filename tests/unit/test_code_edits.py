@@ -111,3 +111,32 @@ def test_source_versions_are_stored_once_and_diffed(tmp_path):
     assert record["summary"] == "train.py +1 -1" and record["lines"] == 2
     assert "-X = 1\n+X = 2\n" in ledger.blob(record["diff"])
     ledger.close()
+
+
+def test_the_meta_assessment_says_which_code_edits_paid(tmp_path):
+    from bilevel.graphs.assessment import code_edit_effects
+
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    patch = {"summary": "train.py +1 -1", "lines": 2, "repair_of": None, "hypothesis": "h"}
+
+    def trial(n, metric, status, accepted, incumbent, patch=None):
+        return {"trial": n, "metric": metric, "status": status, "accepted": accepted,
+                "incumbent_metric": incumbent, "patch": patch}  # fmt: skip
+
+    trace = [
+        trial(0, 1.0, "ok", True, 1.0),
+        trial(1, 0.8, "ok", True, 0.8, patch),
+        trial(2, None, "crash", False, 0.8, patch),
+        trial(3, 0.9, "ok", False, 0.8, {**patch, "repair_of": 2}),
+        trial(4, 0.7, "ok", True, 0.7),
+    ]
+    ledger.add_note("1:patch_rejected", 0, 1, "patch_rejected", {"reason": "r"})
+    effects = code_edit_effects(ledger, trace, 1, 0)
+    assert [e["trial"] for e in effects["patched_trials"]] == [1, 2, 3]
+    first, crashed, fix = effects["patched_trials"]
+    assert first["kept"] and first["metric_change"] == pytest.approx(-0.2)
+    assert crashed["metric_change"] is None and fix["fixes"] == 2
+    assert fix["metric_change"] == pytest.approx(0.1)
+    assert (effects["kept"], effects["crashed"], effects["refused_before_running"]) == (1, 1, 1)
+    assert code_edit_effects(ledger, trace[:1] + trace[4:], 1, 5) is None  # no edits: no entry
+    ledger.close()
