@@ -15,11 +15,11 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+from langchain_core.messages import HumanMessage, SystemMessage
 from pydantic import BaseModel, Field
 
 from bilevel.agents import llm_researcher, prompts, researcher
-from bilevel.agents.llm import LLM, BudgetExhausted, LLMFailure, ReplyError
+from bilevel.agents.llm import LLM
 from bilevel.agents.llm_researcher import Change
 from bilevel.objectives import SpaceError
 from bilevel.objectives.script_patch import PatchError, apply_patch, parse_patch
@@ -133,37 +133,31 @@ async def propose(
     Each unusable reply is a note; the caller has the prior researcher propose instead."""
     messages = code_prompt(request, code)
     tried = {researcher.canonical(t["config"]) for t in request.history}
-    error = None
-    for round_ in range(2):  # the proposal, then one repair round
-        reply = None
-        try:
-            proposal = await llm.structured(messages, CodeProposal, f"code:{round_}")
-            reply = proposal.model_dump_json()
-            return [check_proposal(proposal, request, code, tried)], None  # type: ignore[arg-type]
-        except (BudgetExhausted, LLMFailure) as exc:
-            error = str(exc)
-            break
-        except (ReplyError, SpaceError, PatchError) as exc:
-            error = str(exc)
-            said = exc.reply if isinstance(exc, ReplyError) else reply or ""
-            if isinstance(exc, PatchError):
-                request.notes.append(
-                    (
-                        "patch_rejected",
-                        {
-                            "round": round_,
-                            "reason": error,
-                            "patch": json.loads(said).get("patch", "") if said else "",
-                            "repair_of": None if code.repair is None else code.repair["trial"],
-                        },
-                    )
+
+    def rejected(round_: int, exc: Exception, said: str) -> None:
+        if isinstance(exc, PatchError):  # a refused patch lands in the ledger, with why
+            request.notes.append(
+                (
+                    "patch_rejected",
+                    {
+                        "round": round_,
+                        "reason": str(exc),
+                        "patch": json.loads(said).get("patch", "") if said else "",
+                        "repair_of": None if code.repair is None else code.repair["trial"],
+                    },
                 )
-            messages = [
-                *messages,
-                AIMessage(said),
-                HumanMessage(prompts.REPAIR.format(error=error)),
-            ]
-    return [], error
+            )
+
+    candidate, error = await llm_researcher.ask_until_usable(
+        llm,
+        messages,
+        CodeProposal,
+        "code",
+        lambda proposal: check_proposal(proposal, request, code, tried),
+        (SpaceError, PatchError),
+        rejected,
+    )
+    return ([candidate] if candidate is not None else []), error
 
 
 class CodeEditResearcher:

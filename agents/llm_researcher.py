@@ -7,7 +7,7 @@ An invalid proposal gets one repair round with the validation error; if that fai
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
@@ -151,26 +151,14 @@ async def propose(
     messages = build_prompt(objective, incumbent, history, params, advice)
     tried = {researcher.canonical(t["config"]) for t in history}
     tried |= {researcher.canonical(c) for c in avoid}
-    error = None
-    for round_ in range(2):  # the proposal, then one repair round
-        reply = None
-        try:
-            proposal = await llm.structured(messages, Proposal, f"propose:{round_}")
-            reply = proposal.model_dump_json()
-            changes = to_changes(proposal, objective, incumbent["config"], params["frozen"], tried)
-            return [{"changes": changes, "source": "llm", "hypothesis": proposal.hypothesis}], None
-        except (BudgetExhausted, LLMFailure) as exc:
-            error = str(exc)
-            break
-        except (ReplyError, SpaceError) as exc:
-            error = str(exc)
-            said = exc.reply if isinstance(exc, ReplyError) else reply or ""
-            # the model sees what it said, then why that cannot be used
-            messages = [
-                *messages,
-                AIMessage(said),
-                HumanMessage(prompts.REPAIR.format(error=error)),
-            ]
+
+    def use(proposal: Proposal) -> dict[str, Any]:
+        changes = to_changes(proposal, objective, incumbent["config"], params["frozen"], tried)
+        return {"changes": changes, "source": "llm", "hypothesis": proposal.hypothesis}
+
+    candidate, error = await ask_until_usable(llm, messages, Proposal, "propose", use)
+    if candidate is not None:
+        return [candidate], None
     own = researcher.propose(
         objective.space,
         incumbent["config"],
@@ -182,6 +170,38 @@ async def propose(
         avoid=avoid,
     )
     return own, error
+
+
+async def ask_until_usable(
+    llm: LLM,
+    messages: list[Any],
+    schema: type[BaseModel],
+    label: str,
+    use: Callable[[Any], dict[str, Any]],
+    unusable: tuple[type[Exception], ...] = (SpaceError,),
+    rejected: Callable[[int, Exception, str], None] | None = None,
+) -> tuple[dict[str, Any] | None, str | None]:
+    """(use(reply), None), or (None, why) when the model gave nothing usable: a reply `use`
+    refuses (ReplyError or `unusable`) goes back once with the reason -- the model sees what it
+    said, then why that cannot be used; `rejected(round, error, reply)` hears of each refusal.
+    An exhausted budget or a failing server ends it at once."""
+    error = None
+    for round_ in range(2):  # the proposal, then one repair round
+        reply = None
+        try:
+            proposal = await llm.structured(messages, schema, f"{label}:{round_}")
+            reply = proposal.model_dump_json()
+            return use(proposal), None
+        except (BudgetExhausted, LLMFailure) as exc:
+            return None, str(exc)
+        except (ReplyError, *unusable) as exc:
+            error = str(exc)
+            said = exc.reply if isinstance(exc, ReplyError) else reply or ""
+            if rejected is not None:
+                rejected(round_, exc, said)
+            repair = HumanMessage(prompts.REPAIR.format(error=error))
+            messages = [*messages, AIMessage(said), repair]
+    return None, error
 
 
 class LLMResearcher:

@@ -99,7 +99,7 @@ def code_edit_effects(
                 {
                     "trial": t["trial"],
                     "patch": t["patch"]["summary"],
-                    "hypothesis": t["patch"].get("hypothesis", "")[:200],
+                    "hypothesis": (t.get("hypothesis") or "")[:200],
                     "status": t["status"],
                     "kept": bool(t["accepted"]),
                     "metric_change": delta,

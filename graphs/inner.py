@@ -206,6 +206,7 @@ async def review_select(state: InnerState, runtime: Runtime[Context]) -> dict[st
                     "iteration": it,
                     "code": cand["patch"]["code"] if cand.get("patch") else incumbent_code,
                     "patch": cand.get("patch"),
+                    "hypothesis": str(cand.get("hypothesis") or "")[:1000],
                 }
             )
     spent = len(batch)
@@ -320,7 +321,6 @@ async def stash_patch(run: NodeRun, cand: dict[str, Any]) -> dict[str, Any]:
     record = await asyncio.to_thread(
         new_version, run.ledger.sync, edit["base_code"], edit["files"], edit["repair_of"]
     )
-    record["hypothesis"] = cand["hypothesis"][:1000]  # for `bilevel apply --git`'s commits
     original = await run.ledger.get_meta(ORIGINAL_KEY)
     return {**cand, "patch": None if record["code"] == original else record}
 

@@ -37,6 +37,7 @@ class Assignment(TypedDict):
     iteration: int
     code: NotRequired[str | None]  # source version it runs (--code-edits; None: the user's own)
     patch: NotRequired[dict[str, Any] | None]  # its code edit (bilevel/store/sources.py)
+    hypothesis: NotRequired[str]  # why it was proposed (apply --git's commit messages)
 
 
 class Decision(TypedDict):

@@ -80,6 +80,7 @@ async def run_trial(
             "incumbent_metric": None,
             "code": a.get("code"),
             "patch": a.get("patch"),
+            "hypothesis": a.get("hypothesis", ""),
         }
     )
     context.report(

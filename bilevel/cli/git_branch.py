@@ -75,7 +75,7 @@ def commit_kept_changes(
                 metric = f"{obj.metric} {t['metric']:.6g}"
                 subject = f"{t['description'] or 'config'}: {metric}"
                 body = f"trial {t['trial']}, cycle {t['cycle']}, {t['source']}, {t['mechanism']}"
-                hypothesis = (t.get("patch") or {}).get("hypothesis")
+                hypothesis = t.get("hypothesis")
                 if hypothesis:
                     body = f"{hypothesis}\n\n{body}"
                 git(work, "add", str(target))

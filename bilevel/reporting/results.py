@@ -20,7 +20,7 @@ from bilevel.store.rundir import LOCK_FILE
 BEST_FILE = "best.json"
 FIXED_COLUMNS = (
     "trial", "cycle", "iteration", "trace", "source", "mechanism", "status", "metric",
-    "accepted", "incumbent_metric", "seconds", "description",
+    "accepted", "incumbent_metric", "seconds", "description", "hypothesis",
 )  # fmt: skip
 
 

@@ -30,7 +30,7 @@ CREATE TABLE IF NOT EXISTS trials (
     source TEXT NOT NULL, description TEXT NOT NULL, mechanism TEXT NOT NULL,
     metric REAL, status TEXT NOT NULL, seconds REAL, extra TEXT, log_tail TEXT,
     accepted INTEGER, incumbent_metric REAL, started REAL, finished REAL, worker TEXT,
-    code TEXT, patch TEXT
+    code TEXT, patch TEXT, hypothesis TEXT
 );
 CREATE TABLE IF NOT EXISTS notes (
     key TEXT PRIMARY KEY, cycle INTEGER NOT NULL, iteration INTEGER NOT NULL,
@@ -114,10 +114,11 @@ class Ledger:
     def _add_missing_columns(self) -> None:
         """Ledgers written before the slot timing (or source version) columns existed gain them
         (empty). code: the blob of the trial's edited source files (None: the user's own);
-        patch: what the researcher's patch did (store/sources.py)."""
+        patch: what the researcher's patch did (store/sources.py); hypothesis: why the
+        researcher proposed the trial ("" where it gave none)."""
         have = {r[1] for r in self._db.execute("PRAGMA table_info(trials)")}
         added = (("started", "REAL"), ("finished", "REAL"), ("worker", "TEXT"))
-        for column, kind in (*added, ("code", "TEXT"), ("patch", "TEXT")):
+        for column, kind in (*added, ("code", "TEXT"), ("patch", "TEXT"), ("hypothesis", "TEXT")):
             if column not in have:
                 self._db.execute(f"ALTER TABLE trials ADD COLUMN {column} {kind}")
 

@@ -58,7 +58,7 @@ SCRIPT = [
     # step 4: a patch that crashes when it runs
     ("propose", reply(edit("    overhead = 0.25", "    overhead = 0.1 / undefined_name"))),
     # step 5: the fix, asked with the crash's log tail, applied to the crashed source
-    ("fix", reply(edit("    overhead = 0.1 / undefined_name", "    overhead = 0.1"))),
+    ("fix", reply(edit("    overhead = 0.1 / undefined_name", "    overhead = 0.1"), why="typo")),
 ]
 
 
@@ -187,7 +187,11 @@ def test_scripted_patches_each_outcome_in_the_ledger(tmp_path: Path):
     assert f"val_bpb: {best['metric']:.6f}" in ran.stdout
     log = subprocess.run(["git", "-C", str(tip), "log", "--format=%B", "-1"], capture_output=True,
                          text=True).stdout  # fmt: skip
-    assert "patch train.py +1 -1" in log and "trial 5" in log
+    assert "patch train.py +1 -1" in log and "typo\n" in log and "trial 5" in log
+    assert [r["hypothesis"] for r in rows if r["trial"] in (good["trial"], fix["trial"])] == [
+        "less overhead",
+        "typo",
+    ]
     assert (proj / "train.py").read_text() == original
 
 

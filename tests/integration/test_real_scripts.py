@@ -393,6 +393,10 @@ def test_apply_git_commits_each_kept_change_and_the_tip_reproduces_the_best(tmp_
     log = subprocess.run(["git", "-C", str(repo), "log", "--format=%s", "main..bilevel/best"],
                          capture_output=True, text=True).stdout.splitlines()  # fmt: skip
     assert len(log) == len(kept) and log[0].endswith(f"val_bpb {best['metric']:.6g}")
+    body = subprocess.run(["git", "-C", str(repo), "log", "--format=%b", "-1", "bilevel/best"],
+                          capture_output=True, text=True).stdout  # fmt: skip
+    hypothesis = next(r["hypothesis"] for r in trials(run_dir) if r["trial"] == best["trial"])
+    assert "should" in hypothesis and body.startswith(hypothesis)
     tip = tmp_path / "tip"
     subprocess.run(["git", "clone", "-q", "-b", "bilevel/best", str(repo), str(tip)], check=True)
     printed = by_hand("BILEVEL_SEED=0 python train.py", tip)

@@ -117,11 +117,11 @@ def test_the_meta_assessment_says_which_code_edits_paid(tmp_path):
     from bilevel.graphs.assessment import code_edit_effects
 
     ledger = Ledger(tmp_path / "ledger.sqlite")
-    patch = {"summary": "train.py +1 -1", "lines": 2, "repair_of": None, "hypothesis": "h"}
+    patch = {"summary": "train.py +1 -1", "lines": 2, "repair_of": None}
 
     def trial(n, metric, status, accepted, incumbent, patch=None):
         return {"trial": n, "metric": metric, "status": status, "accepted": accepted,
-                "incumbent_metric": incumbent, "patch": patch}  # fmt: skip
+                "incumbent_metric": incumbent, "patch": patch, "hypothesis": f"h{n}"}  # fmt: skip
 
     trace = [
         trial(0, 1.0, "ok", True, 1.0),
@@ -135,7 +135,7 @@ def test_the_meta_assessment_says_which_code_edits_paid(tmp_path):
     assert [e["trial"] for e in effects["patched_trials"]] == [1, 2, 3]
     first, crashed, fix = effects["patched_trials"]
     assert first["kept"] and first["metric_change"] == pytest.approx(-0.2)
-    assert crashed["metric_change"] is None and fix["fixes"] == 2
+    assert crashed["metric_change"] is None and fix["fixes"] == 2 and fix["hypothesis"] == "h3"
     assert fix["metric_change"] == pytest.approx(0.1)
     assert (effects["kept"], effects["crashed"], effects["refused_before_running"]) == (1, 1, 1)
     assert code_edit_effects(ledger, trace[:1] + trace[4:], 1, 5) is None  # no edits: no entry

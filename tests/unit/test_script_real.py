@@ -312,11 +312,12 @@ def test_export_rows_are_flat_and_whole(tmp_path):
                       "extra": {"steps": 3, "trial_copy": {"seconds": 0.5}}})  # fmt: skip
     ledger.add_trial({**base, "trial": 1, "cycle": 0, "config": {"a": 2, "b": "x"},
                       "changes": {"a": 2}, "source": "prior", "metric": None,
-                      "status": "crash", "extra": {}})  # fmt: skip
+                      "status": "crash", "extra": {}, "hypothesis": "a=2 helps"})  # fmt: skip
     rows = trial_rows(ledger)
     ledger.close()
     assert rows[0]["config.a"] == 1 and rows[1]["config.a"] == 2 and rows[1]["config.b"] == "x"
     assert rows[0]["extra.trial_copy.seconds"] == 0.5 and rows[1]["status"] == "crash"
+    assert rows[0]["hypothesis"] is None and rows[1]["hypothesis"] == "a=2 helps"
     assert not any(isinstance(v, dict | list) for r in rows for v in r.values())
 
 

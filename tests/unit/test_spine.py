@@ -14,6 +14,7 @@ from bilevel.graphs.state import InputState
 
 ROOT = Path(__file__).resolve().parents[2]
 cli_run = importlib.import_module("bilevel.cli.run")
+run_flags = importlib.import_module("bilevel.cli.run_flags")
 PACKAGES = {"bilevel": "bilevel", "agents": "bilevel.agents", "graphs": "bilevel.graphs",
             "sandbox": "bilevel.sandbox", "objectives": "bilevel.objectives"}  # fmt: skip
 
@@ -91,9 +92,9 @@ def test_arm_specs_cover_the_arm_literal_and_say_who_proposes():
 def test_every_run_option_maps_to_a_config_field_through_the_one_table():
     params = inspect.signature(cli_run.run).parameters
     table, derived, run_only = (
-        cli_run.RUN_OPTIONS,
-        cli_run.DERIVED_OPTIONS,
-        cli_run.RUN_ONLY_OPTIONS,
+        run_flags.RUN_OPTIONS,
+        run_flags.DERIVED_OPTIONS,
+        run_flags.RUN_ONLY_OPTIONS,
     )
     assert set(params) == set(table) | set(derived) | run_only  # every flag is accounted for
     assert not (set(table) & set(derived)) and not (set(table) | set(derived)) & run_only
