@@ -93,7 +93,8 @@ def apply(
     env = {"BILEVEL_SEED": str(record["seed"])}
     sources = code_versions(run_dir)
     if git_branch is not None:
-        argv = commit_on_branch(obj, run_dir, record, git_branch, sources)
+        argv, given = commit_on_branch(obj, run_dir, record, git_branch, sources)
+        env.update(given)
     elif sources is not None:  # a --code-edits run: the best source too, in a project copy
         argv, given, workdir = write_project(obj, passed, record, sources, to or run_dir / "best")
         env.update(given)
@@ -170,30 +171,33 @@ def commit_on_branch(
     record: dict[str, Any],
     branch: str,
     sources: dict[int, dict[str, str]] | None,
-) -> list[str]:
-    """apply --git: the kept changes as commits on a new branch; returns the command to run."""
+) -> tuple[list[str], dict[str, str]]:
+    """apply --git: the kept changes as commits on a new branch; returns the command to run
+    the tip with the best config, and the environment it needs."""
     from bilevel.cli.git_branch import GitError, commit_kept_changes
     from bilevel.store.ledger import open_ledger
 
-    if obj.config_via != "constants":
-        fail(f"--git commits the train file's constants; this run passed its config via "
-             f"{obj.config_via}: use `bilevel apply {run_dir}` without --git")  # fmt: skip
+    if obj.config_via != "constants" and sources is None:
+        fail(f"--git commits the train file's constants or a --code-edits run's source; this "
+             f"run passed its config via {obj.config_via} and edited no code: use "
+             f"`bilevel apply {run_dir}` without --git")  # fmt: skip
     ledger = open_ledger(run_dir)
     try:
         trials = ledger.trials()
     finally:
         ledger.close()
     try:
-        repo, subjects = commit_kept_changes(
-            obj, trials, record["trial"], record["seed"], branch, sources
-        )
+        repo, subjects, argv, env = commit_kept_changes(
+            obj, trials, record["trial"], record["seed"], branch, sources,
+            (run_dir / "best_config.json").resolve(),
+        )  # fmt: skip
     except GitError as exc:
         fail(str(exc))
     out.print(f"branch {branch} in {repo}: {len(subjects)} commits", highlight=False)
     for subject in subjects:
         out.print(f"  {subject}", highlight=False, markup=False)
     out.print(f"(git checkout {branch} to use it; your checkout was not touched)", highlight=False)
-    return shlex.split(obj.command)
+    return argv, env
 
 
 def write_constants(obj: Any, passed: dict[str, Any], record: dict[str, Any], to: Path | None

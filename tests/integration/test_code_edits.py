@@ -247,3 +247,57 @@ def test_code_edit_flags_are_checked_before_the_run(tmp_path: Path):
         assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
         assert message in proc.stderr, proc.stderr
     assert not (tmp_path / "r").exists()
+
+
+ARGS_TRAIN = '''"""The editable script, its settings given as --NAME=value (nanoGPT-style)."""
+import math
+import sys
+
+LR = 0.1
+WIDTH = 8
+for arg in sys.argv[1:]:
+    name, value = arg.removeprefix("--").split("=")
+    globals()[name] = type(globals()[name])(value)
+
+
+def model_loss(lr, width):
+    overhead = 0.5
+    return (math.log10(lr) + 1.5) ** 2 + 1.0 / width + overhead
+
+
+print(f"val_bpb: {model_loss(LR, WIDTH):.6f}")
+'''
+
+
+def test_apply_git_on_an_args_mode_run_commits_the_source_and_prints_the_config(tmp_path: Path):
+    jail_or_skip()
+    proj = project(tmp_path)
+    (proj / "train.py").write_text(ARGS_TRAIN)
+    for args in (
+        ["init", "-q", "-b", "main"],
+        ["add", "."],
+        ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "start"],
+    ):
+        subprocess.run(["git", "-C", str(proj), *args], check=True)  # fmt: skip
+    replies = [
+        reply(GOOD, why="less overhead"),
+        reply(changes=[{"param": "WIDTH", "value": 16}], why="wider"),
+    ]
+    run_dir = tmp_path / "run"
+    with OpenAIServer(lambda body, i: replies[min(i, 1)]) as server:
+        bilevel(*run_args(server.url, proj, run_dir, 2), "--config-via", "args", timeout=300)
+    rows = decoded(run_dir)
+    assert [r["accepted"] for r in rows] == [1, 1, 1], rows  # the patch, then WIDTH=16
+    best = show_json(run_dir)["best"]
+    assert best["trial"] == 2 and best["config"]["WIDTH"] == 16
+    out = bilevel("apply", str(run_dir), "--git", "edits").stdout
+    assert f"branch edits in {proj}: 2 commits" in out
+    command = out.strip().splitlines()[-1]
+    assert "--WIDTH=16" in command and command.startswith(f"cd {proj} && ")
+    subprocess.run(["git", "-C", str(proj), "checkout", "-q", "edits"], check=True)
+    rerun = subprocess.run(command, shell=True, capture_output=True, text=True, check=True)
+    assert f"val_bpb: {best['metric']:.6f}" in rerun.stdout
+    log = subprocess.run(["git", "-C", str(proj), "log", "--format=%B", "-1"],
+                         capture_output=True, text=True).stdout  # fmt: skip
+    assert log.startswith("WIDTH") and "wider\n" in log and "run it with: " in log
+    assert "--WIDTH=16" in log and "overhead = 0.25" in (proj / "train.py").read_text()

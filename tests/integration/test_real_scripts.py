@@ -107,6 +107,8 @@ def test_args_mode_passes_python_literals_and_the_best_config_comes_back_out(nan
     assert applied.startswith(f"cd {nano} && BILEVEL_SEED=0 python train.py config/small.py ")
     last = [line for line in by_hand(applied, nano).splitlines() if "val loss" in line][-1]
     assert float(last.rsplit(" ", 1)[1]) == best["metric"]  # re-run by hand: the same metric
+    refused = bilevel("apply", str(run_dir), "--git", "best", check=False)
+    assert refused.returncode == 2 and "edited no code" in refused.stderr, refused.stderr
     report = bilevel("report", str(run_dir)).stdout
     assert "report.md" in report and "## best config" in (run_dir / "report.md").read_text()
 
