@@ -6,6 +6,7 @@ status 2 and one line on stderr, never a traceback.
 
 from __future__ import annotations
 
+import shlex
 from typing import Any, NoReturn
 
 import typer
@@ -46,3 +47,8 @@ async def validate_source(source: str, timeout: float) -> Any:
 
     async with SandboxPool(workers=1) as pool:
         return await validate_mechanism(pool, source, timeout_s=timeout)
+
+
+def shell_line(env: dict[str, str], argv: list[str]) -> str:
+    """A command as a user pastes it into a shell: NAME=value assignments, then the argv."""
+    return " ".join([*(f"{k}={shlex.quote(v)}" for k, v in env.items()), shlex.join(argv)])

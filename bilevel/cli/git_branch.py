@@ -12,6 +12,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from bilevel.cli.common import shell_line
+
 
 class GitError(ValueError):
     """A git step failed or the repository is not fit for a new branch; one line why."""
@@ -40,8 +42,8 @@ def commit_kept_changes(
     best_id: int,
     seed: int,
     branch: str,
-    sources: dict[int, dict[str, str]] | None = None,
-    config_file: Path | None = None,
+    sources: dict[int, dict[str, str]] | None,
+    config_file: Path,
 ) -> tuple[Path, list[str], list[str], dict[str, str]]:
     """Create branch (from HEAD of the repository holding the train file) with one commit per
     kept change; returns the repository, the commit subjects, and the command and environment
@@ -75,15 +77,14 @@ def commit_kept_changes(
                     (project / name).write_text(text, encoding="utf-8")
                 passed = obj.passed_values(t["config"], seed)
                 # constants mode rewrites the train file here; the others say how to pass it
-                argv, env = obj.delivery(passed, project, config_file or project / "config.json")
+                argv, env = obj.delivery(passed, project, config_file)
                 for name in files:
                     git(work, "add", str(project / name))
                 metric = f"{obj.metric} {t['metric']:.6g}"
                 subject = f"{t['description'] or 'config'}: {metric}"
                 body = f"trial {t['trial']}, cycle {t['cycle']}, {t['source']}, {t['mechanism']}"
                 if obj.config_via != "constants":
-                    given = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
-                    body += f"\nrun it with: {' '.join(filter(None, [given, shlex.join(argv)]))}"
+                    body += f"\nrun it with: {shell_line(env, argv)}"
                 hypothesis = t.get("hypothesis")
                 if hypothesis:
                     body = f"{hypothesis}\n\n{body}"

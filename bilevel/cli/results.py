@@ -14,12 +14,13 @@ from typing import Annotated, Any
 
 import typer
 
-from bilevel.cli.common import USER_ERRORS, fail, out
+from bilevel.cli.common import USER_ERRORS, fail, out, shell_line
 from bilevel.config import first_error
 from bilevel.reporting.results import best_record, config_as, find_runs, list_row, trial_rows
 
 APPLIED_MARK = "# written by `bilevel apply`"
 APPLIED_FILE = "WRITTEN_BY_BILEVEL_APPLY"  # in a project copy that apply wrote
+BEST_CONFIG_FILE = "best_config.json"  # json mode: the best config, in the run directory
 ENCODING_LINE = re.compile(r"^[ \t\f]*#.*?coding[:=]")  # PEP 263
 
 
@@ -102,17 +103,16 @@ def apply(
     elif obj.config_via == "constants":
         argv = write_constants(obj, passed, record, to)
     else:
-        config_file = (to or Path(run_dir) / "best_config.json").resolve()
+        config_file = (to or Path(run_dir) / BEST_CONFIG_FILE).resolve()
         argv, given = obj.delivery(passed, obj.workdir, config_file)
         env.update(given)
         if obj.config_via == "json":
             out.print(f"wrote {config_file}", highlight=False)
-    assignments = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
     out.print(
         f"{obj.metric} {record['metric']:.6g} (trial {record['trial']}); run it with:",
         highlight=False,
     )
-    print(f"cd {shlex.quote(str(obj.workdir))} && {assignments} {shlex.join(argv)}")
+    print(f"cd {shlex.quote(str(obj.workdir))} && {shell_line(env, argv)}")
 
 
 def code_versions(run_dir: Path) -> dict[int, dict[str, str]] | None:
@@ -189,7 +189,7 @@ def commit_on_branch(
     try:
         repo, subjects, argv, env = commit_kept_changes(
             obj, trials, record["trial"], record["seed"], branch, sources,
-            (run_dir / "best_config.json").resolve(),
+            (run_dir / BEST_CONFIG_FILE).resolve(),
         )  # fmt: skip
     except GitError as exc:
         fail(str(exc))

@@ -117,8 +117,9 @@ class Ledger:
         patch: what the researcher's patch did (store/sources.py); hypothesis: why the
         researcher proposed the trial ("" where it gave none)."""
         have = {r[1] for r in self._db.execute("PRAGMA table_info(trials)")}
-        added = (("started", "REAL"), ("finished", "REAL"), ("worker", "TEXT"))
-        for column, kind in (*added, ("code", "TEXT"), ("patch", "TEXT"), ("hypothesis", "TEXT")):
+        added = (("started", "REAL"), ("finished", "REAL"), ("worker", "TEXT"), ("code", "TEXT"),
+                 ("patch", "TEXT"), ("hypothesis", "TEXT"))  # fmt: skip
+        for column, kind in added:
             if column not in have:
                 self._db.execute(f"ALTER TABLE trials ADD COLUMN {column} {kind}")
 
