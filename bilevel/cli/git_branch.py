@@ -84,7 +84,8 @@ def commit_kept_changes(
                 subject = f"{t['description'] or 'config'}: {metric}"
                 body = f"trial {t['trial']}, cycle {t['cycle']}, {t['source']}, {t['mechanism']}"
                 if obj.config_via != "constants":
-                    body += f"\nrun it with: {shell_line(env, argv)}"
+                    seeded = {"BILEVEL_SEED": str(seed), **env}  # as the run evaluated it
+                    body += f"\nrun it with: {shell_line(seeded, argv)}"
                 hypothesis = t.get("hypothesis")
                 if hypothesis:
                     body = f"{hypothesis}\n\n{body}"

@@ -300,4 +300,5 @@ def test_apply_git_on_an_args_mode_run_commits_the_source_and_prints_the_config(
     log = subprocess.run(["git", "-C", str(proj), "log", "--format=%B", "-1"],
                          capture_output=True, text=True).stdout  # fmt: skip
     assert log.startswith("WIDTH") and "wider\n" in log and "run it with: " in log
-    assert "--WIDTH=16" in log and "overhead = 0.25" in (proj / "train.py").read_text()
+    assert "run it with: BILEVEL_SEED=0 python train.py --LR=0.1 --WIDTH=16" in log
+    assert "overhead = 0.25" in (proj / "train.py").read_text()
